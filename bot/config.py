@@ -1,0 +1,121 @@
+"""Configuration in three layers: defaults here, then the environment, then a test mapping.
+
+The environment variable names are part of the operator contract (README, deployment scripts):
+keep them exactly as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Plain environment names (no prefix) that operators set.
+ENV_NAMES = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE_URL",
+    "PUBLIC_BASE_URL",
+    "DEFAULT_REGION",
+    "CRISIS_COUNTRY",
+    "BOT_ENV",
+    "PROGRAM_NAME",
+    "SIMULATOR_ENABLED",
+    "SKILLS_LIBRARY",
+    "NUDGE_BACKOFF_AFTER",
+    "NUDGE_LATE_WINDOW_MINUTES",
+    "SEND_RATE_PER_SECOND",
+    "CRISIS_REALERT_MINUTES",
+    "CRISIS_BACKUP_PHONE",
+    "TWILIO_TIMEOUT_SECONDS",
+    "LOG_LEVEL",
+)
+
+_INT_KEYS = {
+    "NUDGE_BACKOFF_AFTER",
+    "NUDGE_LATE_WINDOW_MINUTES",
+    "CRISIS_REALERT_MINUTES",
+    "TWILIO_TIMEOUT_SECONDS",
+}
+_FLOAT_KEYS = {"SEND_RATE_PER_SECOND"}
+_BOOL_KEYS = {"SIMULATOR_ENABLED"}
+
+
+def defaults() -> dict[str, Any]:
+    """Embedded defaults: SQLite in instance/, console sender, simulator on, development mode."""
+    return {
+        "BOT_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{ROOT / 'instance' / 'bot.sqlite3'}",
+        "SECRET_KEY": None,
+        "TWILIO_ACCOUNT_SID": None,
+        "TWILIO_AUTH_TOKEN": None,
+        "TWILIO_FROM_NUMBER": None,
+        "TWILIO_MESSAGING_SERVICE_SID": None,
+        "TWILIO_API_BASE_URL": None,
+        "TWILIO_TIMEOUT_SECONDS": 10,
+        "PUBLIC_BASE_URL": None,
+        "DEFAULT_REGION": "US",
+        "CRISIS_COUNTRY": "US",
+        "PROGRAM_NAME": "IOP Coping Skills",
+        "SIMULATOR_ENABLED": None,  # None: on when no Twilio credentials and not production
+        "SKILLS_LIBRARY": str(ROOT / "skills_library"),
+        "NUDGE_BACKOFF_AFTER": 5,
+        "NUDGE_LATE_WINDOW_MINUTES": 120,
+        "SEND_RATE_PER_SECOND": 10.0,
+        "CRISIS_REALERT_MINUTES": 15,
+        "CRISIS_BACKUP_PHONE": None,
+        "LOG_LEVEL": "INFO",
+        # The local all-in-one process (README run command) seeds demo data into an empty DB.
+        "SEED_DEMO": False,
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def _coerce(key: str, value: str) -> Any:
+    if key in _INT_KEYS:
+        return int(value)
+    if key in _FLOAT_KEYS:
+        return float(value)
+    if key in _BOOL_KEYS:
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+def from_environment(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[str, Any]:
+    """The values operators set in the environment, typed; empty strings count as unset."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, Any] = {}
+    for key in ENV_NAMES:
+        raw = environ.get(key)
+        if raw is not None and raw.strip() != "":
+            found[key] = _coerce(key, raw.strip())
+    return found
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely (e.g. production without secrets)."""
+
+
+def finalise(config: dict[str, Any]) -> None:
+    """Derive dependent settings and refuse unsafe production configurations."""
+    production = config.get("BOT_ENV") == "production"
+    twilio_ready = bool(config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"))
+    if production:
+        missing = [k for k in ("SECRET_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not config.get(k)]
+        if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
+            missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        if missing:
+            raise ConfigError("production needs " + ", ".join(missing))
+        config["SIMULATOR_ENABLED"] = False
+    elif config.get("SIMULATOR_ENABLED") is None:
+        config["SIMULATOR_ENABLED"] = not twilio_ready
+    if not config.get("SECRET_KEY"):
+        # Development only: a per-process random key (sessions do not survive a restart).
+        config["SECRET_KEY"] = os.urandom(32).hex()
+    config["TWILIO_ENABLED"] = twilio_ready

@@ -1,0 +1,243 @@
+"""The tables. Times are aware UTC; local times come from each participant's IANA zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+# Participant.status values.
+INVITED = "invited"
+ACTIVE = "active"
+OPTED_OUT = "opted_out"
+DISCHARGED = "discharged"
+PARTICIPANT_STATUSES = (INVITED, ACTIVE, OPTED_OUT, DISCHARGED)
+
+
+class Counselor(Base):
+    __tablename__ = "counselors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    participants: Mapped[list[Participant]] = relationship(back_populates="counselor")
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    counselor_id: Mapped[int] = mapped_column(ForeignKey("counselors.id"))
+    status: Mapped[str] = mapped_column(String(16), default=INVITED)
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    nudge_time: Mapped[str] = mapped_column(String(5), default="10:00")
+    # Days of the week nudges go out, Monday=0 ... Sunday=6, as a string of digits.
+    nudge_days: Mapped[str] = mapped_column(String(7), default="0123456")
+    quiet_start: Mapped[str] = mapped_column(String(5), default="08:00")  # sending allowed from
+    quiet_end: Mapped[str] = mapped_column(String(5), default="21:00")  # sending allowed until
+    discreet: Mapped[bool] = mapped_column(Boolean, default=False)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    consent_at: Mapped[datetime | None]
+    consent_method: Mapped[str | None] = mapped_column(String(200))
+    opted_out_at: Mapped[datetime | None]
+    nudges_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_until: Mapped[datetime | None]
+    crisis_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    invalid_number: Mapped[bool] = mapped_column(Boolean, default=False)
+    admission_date: Mapped[date | None] = mapped_column(Date)
+    discharge_date: Mapped[date | None] = mapped_column(Date)
+    aftercare_days: Mapped[int] = mapped_column(Integer, default=0)
+    ignored_nudges: Mapped[int] = mapped_column(Integer, default=0)
+    backoff_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Conversation state machine (see bot/conversation.py).
+    conv_state: Mapped[str] = mapped_column(String(24), default="idle")
+    conv_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_inbound_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    counselor: Mapped[Counselor] = relationship(back_populates="participants")
+
+
+class Message(Base):
+    """Every SMS in or out, with its Twilio SID and delivery status."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    phone: Mapped[str] = mapped_column(String(20))  # the other party
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(24), default="reply")
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str | None] = mapped_column(String(24))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None]
+
+
+# Outbox.status values.
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+class Outbox(Base):
+    """Messages waiting to leave through the SmsSender (everything that is not a TwiML reply)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_phone: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(24))
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), index=True)
+    counselor_id: Mapped[int | None] = mapped_column(ForeignKey("counselors.id"))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    # A unique key for messages that must exist once (e.g. "nudge:42:2026-11-27").
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class ExerciseSession(Base):
+    __tablename__ = "exercise_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    skill_id: Mapped[str] = mapped_column(String(64))
+    distress_state: Mapped[str] = mapped_column(String(24))
+    source: Mapped[str] = mapped_column(String(16), default="text")  # text | nudge | menu
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|completed|abandoned|interrupted
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    rating_before: Mapped[int | None] = mapped_column(Integer)
+    rating_after: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class CrisisEvent(Base):
+    __tablename__ = "crisis_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    level: Mapped[str] = mapped_column(String(16))
+    categories: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(254))
+    alerts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_alert_at: Mapped[datetime | None]
+
+
+class SafetyPlan(Base):
+    """The Stanley-Brown safety plan a counselor keeps for a participant."""
+
+    __tablename__ = "safety_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    warning_signs: Mapped[str] = mapped_column(Text, default="")
+    coping_strategies: Mapped[str] = mapped_column(Text, default="")
+    distractions: Mapped[str] = mapped_column(Text, default="")
+    contacts: Mapped[str] = mapped_column(Text, default="")
+    professionals: Mapped[str] = mapped_column(Text, default="")
+    safe_environment: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(254))
+
+
+class NudgeLog(Base):
+    """One row per participant per local date and kind: the database forbids a second nudge."""
+
+    __tablename__ = "nudge_log"
+    __table_args__ = (UniqueConstraint("participant_id", "local_date", "kind", name="uq_nudge_once_per_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    local_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16), default="daily")
+    content: Mapped[str] = mapped_column(String(16), default="practice")  # practice | checkin | skipped
+    skill_id: Mapped[str | None] = mapped_column(String(64))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    planned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replied_at: Mapped[datetime | None]
+
+
+class MoodCheckin(Base):
+    __tablename__ = "mood_checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
