@@ -1,0 +1,811 @@
+"""The skills library: every coping skill, every bot message and the crisis resources per country.
+
+Content lives in `skills_library/` as YAML, written and signed off by clinicians:
+
+- `skills/<id>.yaml`: one coping skill per file (schema: `Skill`).
+- `crisis/<CC>.yaml`: crisis resources per country, ISO alpha-2; `XX.yaml` is the international
+  fallback (schema: `CrisisResources`).
+- `messages.yaml`: every other text the bot sends, `key: text` or `key: [variant, ...]`.
+
+`load_library` validates everything once at start and refuses to return a library with errors;
+`check_library` runs the same checks and returns every problem (errors and warnings) at once, so
+an editor can fix a whole batch in one pass. Checks cover the schema, SMS fitness (GSM-7 only, at
+most two segments, words carriers act on) and rules across files.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from bot.segments import is_gsm7, non_gsm7_chars, septets
+from bot.text import normalise
+
+DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "skills_library"
+
+State = Literal[
+    "anxiety", "panic", "anger", "sadness", "stress", "craving",
+    "sleep", "dissociation", "loneliness", "rumination", "shame", "conflict",
+]
+STATES: tuple[str, ...] = get_args(State)
+
+Category = Literal[
+    "breathing", "grounding", "distress_tolerance", "emotion_regulation", "interpersonal", "cbt",
+    "mindfulness", "relapse_prevention", "sleep", "anger", "psychoeducation",
+]
+CATEGORIES: tuple[str, ...] = get_args(Category)
+
+# Participant flags a counselor sets at enrollment. `avoid_if` hides a skill from anyone with the
+# flag; `requires` shows it only to people who have every listed flag (medical clearance).
+Flag = Literal[
+    "heart_condition", "lung_condition", "pregnancy",
+    "cleared_cold_water", "cleared_intense_exercise", "trauma_sensitive",
+]
+FLAGS: tuple[str, ...] = get_args(Flag)
+
+# What a skill physically asks of the body; each one carries a medical gate (see _SAFETY_GATES).
+Involvement = Literal["breath_hold", "cold_face_immersion", "intense_exercise"]
+INVOLVEMENTS: tuple[str, ...] = get_args(Involvement)
+
+# Breath holds and the cold-water dive reflex change heart rate and oxygen: the sources advise
+# medical clearance for heart or lung conditions and pregnancy (CLINICAL.md sections 0.2, D1).
+_HOLD_RISKS: frozenset[str] = frozenset({"heart_condition", "lung_condition", "pregnancy"})
+_SAFETY_GATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # involvement: (flags that must be in avoid_if, flags that must be in requires)
+    "breath_hold": (_HOLD_RISKS, frozenset()),
+    "cold_face_immersion": (_HOLD_RISKS, frozenset({"cleared_cold_water"})),
+    "intense_exercise": (
+        frozenset({"heart_condition", "pregnancy"}),
+        frozenset({"cleared_intense_exercise"}),
+    ),
+}
+
+# Whole-word replies carriers and Twilio act on. A participant who copies one of them back to us
+# is opted out of every text, so no text may contain them outside the opt-out instruction itself.
+CARRIER_WORDS: tuple[str, ...] = (
+    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+)
+OPT_IN_WORDS: tuple[str, ...] = ("START", "YES", "UNSTOP")
+
+# Messages that must name the opt-out / opt-in keywords (US carrier rules require it).
+OPT_OUT_INSTRUCTION_KEYS: frozenset[str] = frozenset(
+    {"help", "consent_invitation", "opted_out_confirmation", "opt_in_confirmation"}
+)
+# Messages that may ask for an opt-in reply (YES/START) but never name an opt-out word: the
+# consent reminder re-sends the invitation, so it needs the same YES instruction.
+OPT_IN_INSTRUCTION_KEYS: frozenset[str] = OPT_OUT_INSTRUCTION_KEYS | {"consent_reminder"}
+# Message keys the bot's code uses; the loader refuses a library missing any of them.
+REQUIRED_MESSAGE_KEYS: frozenset[str] = frozenset()
+
+# Per-field keyword exemptions for crisis-resource texts. The US domestic violence hotline's own
+# text line is "text START to 88788": START there is a keyword of ANOTHER service's short code,
+# so it cannot opt anyone in or out of ours, and the participant needs the exact wording.
+# Only opt-in words can be exempted here; opt-out words are never allowed in crisis texts.
+# Keys are field paths with list indexes written as [].
+KEYWORD_EXEMPTIONS: Mapping[str, frozenset[str]] = {
+    "violence": frozenset({"START"}),
+    "resources[].how": frozenset({"START"}),
+}
+
+# Countries that must have a crisis file; XX is the international fallback.
+REQUIRED_COUNTRIES: tuple[str, ...] = ("US", "CA", "GB", "IE", "AU", "XX")
+FALLBACK_COUNTRY = "XX"
+# US-only short codes (Crisis Text Line, DV hotline, Veterans Crisis Line): texting them from
+# another country fails or reaches nobody, so they must never appear in a non-US file.
+US_SHORT_CODES: tuple[str, ...] = ("741741", "88788", "838255")
+
+# The messages that wrap each step as it is sent ({text}, {n}, {total}): middle steps, last step.
+STEP_MESSAGE_KEYS: tuple[str, str] = ("step", "step_last")
+
+MAX_SEPTETS = 306  # two concatenated GSM-7 segments (2 x 153)
+ONE_SEGMENT = 160
+# Crisis resources go stale (numbers change); re-verify at least yearly.
+RESOURCES_STALE_AFTER = timedelta(days=365)
+# Value substituted for each {placeholder} when measuring a message's length.
+PLACEHOLDER_SAMPLE = "Abcdefghij Klmnopqrs"  # 20 characters
+
+_WORD_LIST = "|".join(w.lower() for w in CARRIER_WORDS)
+_CARRIER_RE = re.compile(rf"\b({_WORD_LIST})\b", re.IGNORECASE)
+_OPT_IN_ASK_RE = re.compile(
+    r"\b(?:reply|text|send|type|respond|answer)(?:\s+with)?\s+[\"']?(start|yes|unstop)\b", re.IGNORECASE
+)
+# Word stems a lock-screen-safe ("discreet") prompt must not contain: each would tell anyone
+# glancing at the phone that the texts are about mental health or substance use.
+REVEALING_STEMS: tuple[str, ...] = (
+    "anxi", "panic", "depress", "suicid", "crisis", "crav", "relaps", "therap", "counsel", "mental",
+    "sober", "drink", "drug", "alcohol", "addict", "recover", "iop", "dbt", "cbt", "cope", "coping",
+    "trauma", "psych", "urge", "distress", "emotion", "treatment", "clinic", "program", "skill",
+    "anger", "angry", "sad", "lonel", "shame", "insomnia", "mood",
+)
+_REVEALING_RE = re.compile(r"\b(" + "|".join(REVEALING_STEMS) + r")\w*", re.IGNORECASE)
+_REPLY_NEXT_RE = re.compile(r"\b(?:reply|text|send|type)\s+[\"']?next\b", re.IGNORECASE)
+_KEBAB_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_MESSAGE_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_SHORT_CODE_RE = re.compile(r"\b(" + "|".join(US_SHORT_CODES) + r")\b")
+
+# Heuristics that catch a physically risky step whose skill does not declare it in `involves`.
+_NEG = r"(?<!without )(?<!not )(?<!no )(?<!dont )(?<!don't )(?<!never )"
+_INVOLVEMENT_HINTS: dict[str, re.Pattern[str]] = {
+    "breath_hold": re.compile(
+        _NEG + r"\b(?:hold(?:ing)? (?:your |the )?breath|breath[- ]?holds?\b"
+        r"|hold (?:it )?for (?:a count of )?(?:\d|four|seven)|hold with (?:your )?lungs)",
+        re.IGNORECASE,
+    ),
+    "cold_face_immersion": re.compile(
+        r"\b(?:face|eyes)\b[^.]*\b(?:bowl|basin|sink|ice pack|cold pack)\b"
+        r"|\b(?:bowl|basin|sink|ice pack|cold pack)\b[^.]*\b(?:face|eyes)\b",
+        re.IGNORECASE,
+    ),
+    "intense_exercise": re.compile(r"\b(?:sprint\w*|jumping jacks|burpees|run up and down)\b", re.IGNORECASE),
+}
+
+# Plain replacements for the characters phones and word processors insert.
+_PLAIN = {
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+    "\u2026": "...", "\u00a0": "space", "\u00e1": "a", "\u00ed": "i", "\u00f3": "o", "\u00fa": "u",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the library: where (file relative to the library, field) and what."""
+
+    file: str
+    field: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.severity}: {self.message}"
+
+
+class LibraryError(Exception):
+    """The library has errors; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the skills library:\n" + format_problems(problems))
+
+
+def format_problems(problems: Iterable[Problem]) -> str:
+    """One line per problem, in the order found (file by file)."""
+    return "\n".join(str(p) for p in problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+
+def _clean_text(value: str) -> str:
+    # YAML folded and literal blocks end in a newline that would cost a septet and show on screen.
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _check_trigger(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    plain = normalise(value)
+    if value != plain:
+        raise ValueError(
+            f"write it as {plain!r}: triggers are compared with texts after normalisation "
+            "(lower case, no apostrophes or punctuation, no digits inside words)"
+        )
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlparse(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise ValueError("must be a full http:// or https:// address")
+    return value
+
+
+def _check_kebab(value: str) -> str:
+    if not _KEBAB_RE.match(value):
+        raise ValueError("must be kebab-case: lower-case letters and digits joined by single hyphens")
+    return value
+
+
+def _check_country(value: str) -> str:
+    if not _COUNTRY_RE.match(value):
+        raise ValueError("must be an ISO 3166 alpha-2 code in capitals, e.g. US (XX for international)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+Trigger = Annotated[str, AfterValidator(_check_trigger)]
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class _Strict(BaseModel):
+    # strict: YAML's "yes"/"no" booleans and bare numbers are not silently turned into text.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Source(_Strict):
+    """Where a skill's content comes from."""
+
+    citation: Text
+    url: Url
+
+
+class Skill(_Strict):
+    """One coping skill, delivered one step per text."""
+
+    id: Annotated[str, AfterValidator(_check_kebab)]
+    title: Text
+    category: Category
+    helps_with: list[State]
+    triggers: list[Trigger] = Field(min_length=4, max_length=10)
+    duration_minutes: int = Field(ge=1, le=30)
+    steps: list[Text] = Field(min_length=2, max_length=12)
+    practice_prompt: Text
+    practice_prompt_discreet: Text | None = None
+    sources: list[Source] = Field(min_length=1)
+    cautions: list[Text] = Field(default_factory=list)
+    involves: list[Involvement] = Field(default_factory=list)
+    avoid_if: list[Flag] = Field(default_factory=list)
+    requires: list[Flag] = Field(default_factory=list)
+    medical_screen: bool = False
+    reviewed_by: Text | None = None
+    reviewed_on: date | None = None
+
+    def allowed_for(self, flags: Collection[str]) -> bool:
+        """True when a participant with these flags may be offered the skill."""
+        return not any(f in flags for f in self.avoid_if) and all(f in flags for f in self.requires)
+
+    def sent_texts(self) -> list[tuple[str, str]]:
+        """(field, text) for every text of this skill that is sent to participants."""
+        return _sendable_skill_texts(self.model_dump())
+
+
+class Resource(_Strict):
+    """One crisis service, for counselors and the HELP text."""
+
+    name: Text
+    how: Text
+    notes: Text | None = None
+
+
+class CrisisResources(_Strict):
+    """Crisis resources for one country and the exact SMS lines the bot sends."""
+
+    country: Annotated[str, AfterValidator(_check_country)]
+    last_verified: date
+    owner: Text
+    resources: list[Resource] = Field(min_length=1)
+    summary: Text
+    emergency: Text
+    violence: Text
+
+
+# ---------------------------------------------------------------------------------------------
+# The library
+
+
+@dataclass(frozen=True)
+class Library:
+    """The validated library. Build it with `load_library`; treat it as read-only."""
+
+    skills: dict[str, Skill]
+    messages: dict[str, str | list[str]]
+    resources: dict[str, CrisisResources]
+
+    def skill(self, skill_id: str) -> Skill:
+        """The skill with this id; KeyError if there is none."""
+        try:
+            return self.skills[skill_id]
+        except KeyError:
+            raise KeyError(f"no skill {skill_id!r} in the library") from None
+
+    def for_state(self, state: str) -> list[Skill]:
+        """Skills that help with `state`, those listing it earliest in helps_with first, then by id.
+
+        `none` has no skills; any other unknown state raises ValueError.
+        """
+        if state == "none":
+            return []
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        ranked = [(list(map(str, s.helps_with)).index(state), s.id, s) for s in self.skills.values()
+                  if state in s.helps_with]
+        return [s for _, _, s in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+    def messages_list(self, key: str) -> list[str]:
+        """Every variant of message `key` as raw templates (a plain text is a list of one).
+
+        Fill one with `message(key, variant=i, **values)`.
+        """
+        return list(self._templates(key))
+
+    def message(self, key: str, *, variant: int = 0, **values: object) -> str:
+        """Message `key` with placeholders filled; for variants, number `variant` (wrapping round)."""
+        templates = self._templates(key)
+        return _fill(key, templates[variant % len(templates)], values)
+
+    def crisis_resources(self, country: str | None) -> CrisisResources:
+        """Resources for an ISO alpha-2 country, or the international (XX) file if there is none."""
+        code = (country or "").strip().upper()
+        return self.resources.get(code) or self.resources[FALLBACK_COUNTRY]
+
+    def _templates(self, key: str) -> list[str]:
+        try:
+            value = self.messages[key]
+        except KeyError:
+            raise KeyError(f"no message {key!r} in messages.yaml") from None
+        return [value] if isinstance(value, str) else value
+
+
+def _fill(key: str, template: str, values: Mapping[str, object]) -> str:
+    try:
+        return template.format(**values)
+    except KeyError as exc:
+        raise KeyError(f"message {key!r} needs a value for {{{exc.args[0]}}}") from None
+
+
+def export_library(lib: Library) -> list[dict[str, Any]]:
+    """Every skill as a JSON-ready dict (all fields, dates as ISO strings), sorted by id."""
+    return [lib.skills[sid].model_dump(mode="json") for sid in sorted(lib.skills)]
+
+
+def load_library(path: Path = DEFAULT_LIBRARY_PATH) -> Library:
+    """The library at `path`, fully validated; raises LibraryError listing every error.
+
+    Warnings (see check_library) do not stop loading.
+    """
+    library, problems = _build(Path(path), today=None)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or library is None:
+        raise LibraryError(errors)
+    return library
+
+
+def check_library(path: Path = DEFAULT_LIBRARY_PATH, *, today: date | None = None) -> list[Problem]:
+    """Every problem in the library at `path`, errors and warnings, file by file.
+
+    `today` enables the check that crisis resources were verified within the last year.
+    """
+    return _build(Path(path), today=today)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and checking
+
+
+class _Report:
+    """Collects problems for one file, so each check only names its field."""
+
+    def __init__(self, problems: list[Problem], file: str) -> None:
+        self.problems = problems
+        self.file = file
+
+    def error(self, field: str, message: str) -> None:
+        self.problems.append(Problem(self.file, field, message, "error"))
+
+    def warning(self, field: str, message: str) -> None:
+        self.problems.append(Problem(self.file, field, message, "warning"))
+
+
+def _build(root: Path, today: date | None) -> tuple[Library | None, list[Problem]]:
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return None, [Problem(str(root), "", "skills library folder not found")]
+    skills = _load_skills(root, problems)
+    resources = _load_resources(root, problems, today)
+    messages = _load_messages(root, problems)
+    _check_coverage(skills, problems)
+    _check_trigger_overlap(skills, problems)
+    _check_steps_as_sent(skills, messages, problems)
+    return Library(skills=skills, messages=messages, resources=resources), problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _read_yaml(file: Path, report: _Report) -> Any:
+    try:
+        with file.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no object tags
+    except (OSError, UnicodeDecodeError) as exc:
+        report.error("", f"cannot read: {exc}")
+    except yaml.YAMLError as exc:
+        report.error("", f"not valid YAML: {' '.join(str(exc).split())}")
+    return None
+
+
+def _read_mapping(file: Path, report: _Report) -> dict[str, Any] | None:
+    before = len(report.problems)
+    data = _read_yaml(file, report)
+    if data is None:
+        if len(report.problems) == before:
+            report.error("", "file is empty")
+        return None
+    if not isinstance(data, dict):
+        report.error("", "must be a mapping of field: value")
+        return None
+    return data
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validate(model: type[_Strict], data: dict[str, Any], report: _Report) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            message = err["msg"]
+            if err["type"] == "missing":
+                message = "required field is missing"
+            elif err["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling; see skills_library/README.md)"
+            elif err["type"] == "value_error":
+                message = message.removeprefix("Value error, ")
+            elif err["type"] == "literal_error":
+                message = f"{err['input']!r} is not allowed. {message}"
+            report.error(_loc(err["loc"]), message)
+        return None
+
+
+# --- skills ---------------------------------------------------------------------------------
+
+
+def _load_skills(root: Path, problems: list[Problem]) -> dict[str, Skill]:
+    folder = root / "skills"
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if not files:
+        problems.append(Problem("skills/", "", "no skill files (skills/*.yaml) found"))
+    skills: dict[str, Skill] = {}
+    seen_ids: dict[str, str] = {}
+    for file in files:
+        rel = file.relative_to(root).as_posix()
+        report = _Report(problems, rel)
+        data = _read_mapping(file, report)
+        if data is None:
+            continue
+        if data.get("id") != file.stem:
+            got = data.get("id")
+            report.error("id", f"must equal the file name without .yaml ({file.stem!r}), got {got!r}")
+        # Text checks run on the raw data so that a schema error elsewhere hides nothing.
+        _check_skill_texts(data, report)
+        skill = _validate(Skill, data, report)
+        if skill is None:
+            continue
+        _check_skill_rules(skill, report)
+        folded = skill.id.lower()
+        if folded in seen_ids:
+            report.error("id", f"duplicate id, also used by {seen_ids[folded]}")
+            continue
+        seen_ids[folded] = rel
+        skills[skill.id] = skill
+    return skills
+
+
+def _sendable_skill_texts(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    texts: list[tuple[str, str]] = []
+    for field in ("title", "practice_prompt", "practice_prompt_discreet"):
+        if isinstance(data.get(field), str):
+            texts.append((field, data[field].strip()))
+    steps = data.get("steps")
+    if isinstance(steps, list):
+        texts.extend((f"steps[{i}]", s.strip()) for i, s in enumerate(steps) if isinstance(s, str))
+    return texts
+
+
+def _check_skill_texts(data: Mapping[str, Any], report: _Report) -> None:
+    for field, text in _sendable_skill_texts(data):
+        _check_sms_text(text, field, report)
+        if _REPLY_NEXT_RE.search(text):
+            report.error(field, 'do not write "reply NEXT": the bot adds its own prompt after each step')
+    discreet = data.get("practice_prompt_discreet")
+    if isinstance(discreet, str):
+        for match in _REVEALING_RE.finditer(discreet):
+            report.error(
+                "practice_prompt_discreet",
+                f"{match.group(0)!r} could reveal what the texts are about on a lock screen",
+            )
+    steps = [t for f, t in _sendable_skill_texts(data) if f.startswith("steps")]
+    long_steps = [i for i, s in enumerate(steps) if is_gsm7(s) and septets(s) > ONE_SEGMENT]
+    for i in long_steps:
+        report.warning(f"steps[{i}]", f"{septets(steps[i])} characters: over one SMS segment ({ONE_SEGMENT})")
+    if steps and len(long_steps) * 3 > len(steps):
+        share = f"{len(long_steps)} of {len(steps)}"
+        report.error("steps", f"{share} steps exceed one SMS segment; at most a third may")
+
+
+def _check_sms_text(text: str, field: str, report: _Report, allowed_words: Collection[str] = ()) -> None:
+    """GSM-7 only, at most two segments, no carrier keywords or opt-in asks unless allowed."""
+    bad = non_gsm7_chars(text)
+    if bad:
+        shown = ", ".join(f"{c!r} (use {_PLAIN[c]!r})" if c in _PLAIN else repr(c) for c in bad)
+        report.error(field, f"not GSM-7, would be sent as UCS-2 at 70 characters a segment: {shown}")
+        length = len(text)
+    else:
+        length = septets(text)
+    if length > MAX_SEPTETS:
+        report.error(field, f"{length} characters; the limit is {MAX_SEPTETS} (two SMS segments)")
+    allowed = {w.upper() for w in allowed_words}
+    for match in _CARRIER_RE.finditer(text):
+        if match.group(1).upper() not in allowed:
+            report.error(
+                field,
+                f"contains {match.group(1)!r}, a word carriers treat as opt-out; reword it "
+                '(write "S-T-O-P" for the DBT skill, "afterwards" for "at the end", "pause" for "stop")',
+            )
+    for match in _OPT_IN_ASK_RE.finditer(text):
+        if match.group(1).upper() not in allowed:
+            word = match.group(1).upper()
+            report.error(field, f"asks the reader to send {word!r}, a carrier opt-in keyword")
+
+
+def _check_skill_rules(skill: Skill, report: _Report) -> None:
+    if not skill.helps_with and skill.category != "psychoeducation":
+        report.error("helps_with", "must list at least one state (only psychoeducation cards may be empty)")
+    for field in ("helps_with", "triggers", "avoid_if", "requires", "involves"):
+        values: list[str] = getattr(skill, field)
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            report.error(field, f"listed more than once: {', '.join(dupes)}")
+    both = sorted(set(skill.avoid_if) & set(skill.requires))
+    if both:
+        report.error("requires", f"also in avoid_if, so nobody could get this skill: {', '.join(both)}")
+    if (skill.reviewed_by is None) != (skill.reviewed_on is None):
+        report.error("reviewed_on", "reviewed_by and reviewed_on go together: fill both or neither")
+    _check_safety_gates(skill, report)
+
+
+def _check_safety_gates(skill: Skill, report: _Report) -> None:
+    step_text = " ".join(skill.steps)
+    for involvement, hint in _INVOLVEMENT_HINTS.items():
+        found = hint.search(step_text)
+        if found and involvement not in skill.involves:
+            report.error(
+                "involves",
+                f"steps look like they involve {involvement.replace('_', ' ')} ({found.group(0)!r}); "
+                f"add {involvement} to involves",
+            )
+    for involvement in skill.involves:
+        must_avoid, must_require = _SAFETY_GATES[involvement]
+        missing_avoid = sorted(must_avoid - set(skill.avoid_if))
+        missing_require = sorted(must_require - set(skill.requires))
+        if missing_avoid:
+            report.error("avoid_if", f"{involvement} needs avoid_if to include {', '.join(missing_avoid)}")
+        if missing_require:
+            report.error("requires", f"{involvement} needs requires to include {', '.join(missing_require)}")
+    breathing = skill.category == "breathing" or "breath_hold" in skill.involves
+    if breathing and "panic" in skill.helps_with and not skill.medical_screen:
+        report.error(
+            "medical_screen",
+            "a breathing skill offered for panic must send the medical screen first (medical_screen: true)",
+        )
+
+
+def _check_coverage(skills: Mapping[str, Skill], problems: list[Problem]) -> None:
+    for state in STATES:
+        helpers = [s.id for s in skills.values() if state in s.helps_with]
+        if not helpers:
+            problems.append(Problem("skills/", "helps_with", f"no skill helps with {state!r}"))
+        elif len(helpers) == 1:
+            message = f"only {helpers[0]} helps with {state!r}; add another"
+            problems.append(Problem("skills/", "helps_with", message, "warning"))
+
+
+def _check_trigger_overlap(skills: Mapping[str, Skill], problems: list[Problem]) -> None:
+    owners: dict[str, list[str]] = defaultdict(list)
+    for skill in skills.values():
+        for trigger in dict.fromkeys(skill.triggers):
+            owners[trigger].append(skill.id)
+    for trigger, ids in owners.items():
+        if len(ids) > 1:
+            for sid in ids:
+                others = ", ".join(i for i in ids if i != sid)
+                message = f"{trigger!r} is also a trigger of {others}"
+                problems.append(Problem(f"skills/{sid}.yaml", "triggers", message, "warning"))
+
+
+def _check_steps_as_sent(
+    skills: Mapping[str, Skill], messages: Mapping[str, str | list[str]], problems: list[Problem]
+) -> None:
+    """Warn about steps that fit one segment alone but not once wrapped in the step message."""
+    for skill in skills.values():
+        total = len(skill.steps)
+        for i, step in enumerate(skill.steps):
+            key = STEP_MESSAGE_KEYS[1] if i == total - 1 else STEP_MESSAGE_KEYS[0]
+            template = messages.get(key)
+            if not isinstance(template, str) or not is_gsm7(step) or septets(step) > ONE_SEGMENT:
+                continue  # a missing template, UCS-2 or an already long step is reported elsewhere
+            sent = _render(template, {"text": step, "n": i + 1, "total": total})
+            if sent is not None and is_gsm7(sent) and septets(sent) > ONE_SEGMENT:
+                problems.append(Problem(
+                    f"skills/{skill.id}.yaml", f"steps[{i}]",
+                    f"{septets(sent)} characters once sent with the {key!r} message; "
+                    f"shorten it by {septets(sent) - ONE_SEGMENT} to fit one SMS segment",
+                    "warning",
+                ))
+
+
+def _render(template: str, values: Mapping[str, object]) -> str | None:
+    """`template` with `values`, other placeholders filled with the 20-character sample."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        return template.format(**{n: PLACEHOLDER_SAMPLE for n in names} | dict(values))
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+# --- crisis resources -------------------------------------------------------------------------
+
+
+def _load_resources(root: Path, problems: list[Problem], today: date | None) -> dict[str, CrisisResources]:
+    folder = root / "crisis"
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    resources: dict[str, CrisisResources] = {}
+    for file in files:
+        rel = file.relative_to(root).as_posix()
+        report = _Report(problems, rel)
+        data = _read_mapping(file, report)
+        if data is None:
+            continue
+        if data.get("country") != file.stem:
+            report.error("country", f"must equal the file name without .yaml ({file.stem!r})")
+        _check_resource_texts(data, file.stem, report)
+        entry = _validate(CrisisResources, data, report)
+        if entry is None:
+            continue
+        if today is not None and entry.last_verified > today:
+            report.error("last_verified", "is in the future")
+        elif today is not None and today - entry.last_verified > RESOURCES_STALE_AFTER:
+            when = entry.last_verified.isoformat()
+            report.warning("last_verified", f"{when} is over a year ago: re-verify")
+        resources[entry.country] = entry
+    for code in REQUIRED_COUNTRIES:
+        if code not in resources and not (folder / f"{code}.yaml").exists():
+            problems.append(Problem(f"crisis/{code}.yaml", "", "required crisis resources file is missing"))
+    return resources
+
+
+def _walk_strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk_strings(item, f"{path}[{i}]")
+
+
+def _check_resource_texts(data: Mapping[str, Any], stem: str, report: _Report) -> None:
+    for field, text in _walk_strings(dict(data), ""):
+        if stem != "US":
+            for match in _SHORT_CODE_RE.finditer(text):
+                report.error(field, f"US-only short code {match.group(1)} in a non-US file")
+        text = text.strip()
+        sent_line = field in ("summary", "emergency", "violence")
+        if sent_line or field.startswith("resources"):
+            exempt = KEYWORD_EXEMPTIONS.get(re.sub(r"\[\d+\]", "[]", field), frozenset()) & set(OPT_IN_WORDS)
+            _check_sms_text(text, field, report, exempt)
+        if sent_line and is_gsm7(text) and septets(text) > ONE_SEGMENT:
+            report.warning(field, f"over one SMS segment ({ONE_SEGMENT}); crisis lines should be short")
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+
+def _load_messages(root: Path, problems: list[Problem]) -> dict[str, str | list[str]]:
+    file = root / "messages.yaml"
+    report = _Report(problems, "messages.yaml")
+    if not file.exists():
+        report.error("", "missing: every text the bot sends lives here")
+        return {}
+    data = _read_mapping(file, report)
+    if data is None:
+        return {}
+    messages: dict[str, str | list[str]] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not _MESSAGE_KEY_RE.match(key):
+            report.error(str(key), "keys are snake_case: lower-case letters, digits and underscores")
+            continue
+        variants = _message_variants(key, value, report)
+        if variants is None:
+            continue
+        names = [_check_message(key if len(variants) == 1 else f"{key}[{i}]", key, v, report)
+                 for i, v in enumerate(variants)]
+        if any(n is not None and n != names[0] for n in names):
+            report.error(key, "variants must use the same {placeholders}")
+        messages[key] = variants[0].strip() if isinstance(value, str) else [v.strip() for v in variants]
+    for key in sorted(REQUIRED_MESSAGE_KEYS - messages.keys()):
+        report.error(key, "required message is missing")
+    return messages
+
+
+def _message_variants(key: str, value: Any, report: _Report) -> list[str] | None:
+    if isinstance(value, str) and value.strip():
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return list(value)
+    report.error(key, "must be a non-blank text or a non-empty list of non-blank texts")
+    return None
+
+
+def _check_message(field: str, key: str, template: str, report: _Report) -> frozenset[str] | None:
+    """Check one message text; returns its placeholder names, or None if it cannot be parsed."""
+    names: set[str] = set()
+    try:
+        for _, name, spec, conversion in string.Formatter().parse(template):
+            if name is None:
+                continue
+            if not name.isidentifier() or spec or conversion:
+                report.error(field, f"placeholder {{{name}}} must be a plain name like {{name}}")
+                return None
+            names.add(name)
+    except ValueError as exc:
+        report.error(field, f"bad placeholder braces ({exc}); write {{{{ and }}}} for literal braces")
+        return None
+    filled = template.strip().format(**{n: PLACEHOLDER_SAMPLE for n in names})
+    allowed: tuple[str, ...] = ()
+    if key in OPT_OUT_INSTRUCTION_KEYS:
+        allowed = CARRIER_WORDS + OPT_IN_WORDS
+    elif key in OPT_IN_INSTRUCTION_KEYS:
+        allowed = OPT_IN_WORDS
+    _check_sms_text(filled, field, report, allowed)
+    return frozenset(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m bot.skills [library-path]
+
+
+def run_check(path: Path, today: date | None, write: Callable[[str], object] = print) -> int:
+    """Print every problem and a summary; returns 1 if there are errors, else 0."""
+    problems = check_library(path, today=today)
+    if problems:
+        write(format_problems(problems))
+    errors = sum(p.severity == "error" for p in problems)
+    write(f"{errors} error(s), {len(problems) - errors} warning(s) in {path}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_check(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_LIBRARY_PATH, date.today()))
