@@ -1,0 +1,713 @@
+"""The conversation engine: one inbound text in, replies out. Pure domain: no Flask, no Twilio.
+
+Order for every inbound text: crisis -> compliance words -> commands -> matching -> exercise
+flow. The caller holds the participant row locked for the whole transaction, so two quick
+texts from one person are handled one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import outbox, safety
+from .matching import Matcher, SkillHistory
+from .models import (
+    ACTIVE,
+    DISCHARGED,
+    INVITED,
+    OPTED_OUT,
+    AuditLog,
+    CrisisEvent,
+    ExerciseSession,
+    MoodCheckin,
+    NudgeLog,
+    Participant,
+    SafetyPlan,
+)
+from .sms import mask_phone
+from .text import normalise
+
+log = logging.getLogger(__name__)
+
+# Carrier keywords (REFERENCE.md): the whole body, any case.
+OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+OPT_IN_WORDS = frozenset({"start", "yes", "unstop"})
+HELP_WORDS = frozenset({"help", "info"})
+
+# Revocations in other words. Each needs a "contact me" object, so "i want to stop drinking"
+# and "stop thinking about it" are not revocations.
+_REVOCATION = re.compile(
+    r"^(please )?(stop|quit|no more|dont|do not|never) (texting|messaging|sending|contacting|txting|text|message)"
+    r"( me| this number| my number)?( any ?more| texts| messages)?( please| thanks| thank you)?$"
+    r"|^(please )?(unsubscribe|remove|take|opt) (me|my number)( out| off)?( of| from)?( this| the| your)?"
+    r"( list| texts| program| messages| service)?( please| thanks| now)?$"
+    r"|^(i )?(want|would like|wanna) to (unsubscribe|opt out)( please)?$"
+    r"|^opt (me )?out( please)?$"
+    r"|^(i )?(dont|do not) want (any more |anymore |these |your )?(texts|messages)( any ?more)?( please)?$"
+)
+
+COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "time", "skip")
+_FUZZY_COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "skip")
+_COMMAND_ALIASES = {
+    "nxt": "next",
+    "n": "next",
+    "continue": "next",
+    "go on": "next",
+    "ok next": "next",
+    "okay next": "next",
+    "finished": "done",
+    "im done": "done",
+    "i m done": "done",
+    "all done": "done",
+    "options": "menu",
+    "skills": "menu",
+    "main menu": "menu",
+    "another": "more",
+    "another one": "more",
+    "something else": "more",
+    "different skill": "more",
+    "unpause": "resume",
+    "my plan": "plan",
+    "safety plan": "plan",
+    "my safety plan": "plan",
+}
+_RATING = re.compile(r"^(?:i ?m |im |its |it s |about |like |maybe |a |an |uh |um )*(10|[0-9])(?: ?(?:out of |of )?10)?$")
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    phone: str
+    body: str
+    sid: str
+    opt_out_type: str | None = None
+    num_media: int = 0
+
+
+@dataclass
+class Context:
+    """What the engine needs from the outside world, passed in by the caller."""
+
+    library: Any  # bot.skills.Library
+    matcher: Matcher
+    now: datetime
+    program_name: str = "IOP Coping Skills"
+    crisis_country: str = "US"
+
+
+@dataclass
+class Outcome:
+    replies: list[str] = field(default_factory=list)
+    outbox_ids: list[int] = field(default_factory=list)
+    crisis_event_id: int | None = None
+
+
+def handle(session: Session, ctx: Context, participant: Participant | None, sms: InboundSms) -> Outcome:
+    """Decide what to answer and what to change for one inbound text."""
+    out = Outcome()
+    assessment = safety.assess(sms.body)
+    if assessment.is_crisis:
+        _handle_crisis(session, ctx, participant, sms, assessment, out)
+        return out
+    if participant is None:
+        out.replies.append(_msg(ctx, "unknown_number"))
+        return out
+
+    participant.last_inbound_at = ctx.now
+    participant.ignored_nudges = 0
+    if _handle_compliance(session, ctx, participant, sms, out):
+        return out
+    if participant.status != ACTIVE:
+        if participant.status == INVITED:
+            out.replies.append(_msg(ctx, "consent_reminder"))
+        # Opted-out and discharged participants get nothing but the opt-out confirmation.
+        return out
+    if participant.conv_state == "crisis_followup":
+        participant.conv_state = "idle"
+        if not _parse_command(sms.body):
+            out.replies.append(_msg(ctx, "crisis_followup"))
+            return out
+    if sms.num_media and not sms.body.strip():
+        out.replies.append(_msg(ctx, "media_only"))
+        return out
+    _Dialogue(session, ctx, participant, out).respond(sms.body)
+    return out
+
+
+# --- crisis ---------------------------------------------------------------------------------------
+
+
+def _handle_crisis(
+    session: Session,
+    ctx: Context,
+    participant: Participant | None,
+    sms: InboundSms,
+    assessment: safety.CrisisAssessment,
+    out: Outcome,
+) -> None:
+    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    categories = ", ".join(assessment.categories) or "risk"
+    event = CrisisEvent(
+        participant_id=participant.id if participant else None,
+        phone=sms.phone,
+        level=assessment.level or "possible",
+        categories=",".join(assessment.categories),
+        created_at=ctx.now,
+    )
+    session.add(event)
+    session.flush()
+    out.crisis_event_id = event.id
+    log.warning("crisis event %s from %s (%s)", event.id, mask_phone(sms.phone), categories)
+
+    if participant is not None:
+        participant.last_inbound_at = ctx.now
+        participant.crisis_hold = True
+        _interrupt_exercise(session, participant, ctx.now)
+        counselor = participant.counselor
+        alert = _msg(
+            ctx,
+            "counselor_crisis_alert",
+            participant=participant.name or "A participant",
+            phone_tail=mask_phone(participant.phone),
+            categories=categories,
+            event_id=event.id,
+        )
+        row = outbox.enqueue(
+            session, to=counselor.phone, body=alert, kind="crisis_alert", now=ctx.now,
+            counselor_id=counselor.id, participant_id=None,
+        )
+        out.outbox_ids.append(row.id)
+        event.alerts_sent = 1
+        event.last_alert_at = ctx.now
+        if participant.status == OPTED_OUT:
+            return  # they asked for no texts; the counselor is told instead
+        participant.conv_state = "crisis_followup"
+        participant.conv_data = {}
+
+    urgent = {"overdose", "medical", "harm_to_others"} & set(assessment.categories)
+    if urgent or assessment.level == "imminent":
+        out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
+    if "third_party" in assessment.categories and len(assessment.categories) == 1:
+        out.replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
+    else:
+        key = "crisis_reply" if participant is not None else "crisis_reply_unknown"
+        out.replies.append(_msg(ctx, key, resources=resources.summary))
+        out.replies.append(_msg(ctx, "crisis_ask_safety"))
+    if "abuse" in assessment.categories and resources.violence:
+        out.replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
+
+
+def _interrupt_exercise(session: Session, participant: Participant, now: datetime) -> None:
+    session_id = (participant.conv_data or {}).get("session_id")
+    if session_id:
+        running = session.get(ExerciseSession, session_id)
+        if running is not None and running.status == "active":
+            running.status = "interrupted"
+            running.completed_at = now
+    participant.conv_state = "idle"
+    participant.conv_data = {}
+
+
+# --- compliance -----------------------------------------------------------------------------------
+
+
+def compliance_word(body: str, opt_out_type: str | None = None) -> str | None:
+    """"opt_out", "opt_in" or "help" when the text is a compliance keyword or a revocation."""
+    if opt_out_type:
+        kind = opt_out_type.strip().upper()
+        if kind in {"STOP", "START", "HELP"}:
+            return {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}[kind]
+    word = re.sub(r"[^a-z]", "", body.strip().lower())
+    bare = body.strip().lower().strip(" .!?\"'")
+    if word in OPT_OUT_WORDS and " " not in bare:
+        return "opt_out"
+    if word in OPT_IN_WORDS and " " not in bare:
+        return "opt_in"
+    if word in HELP_WORDS and " " not in bare:
+        return "help"
+    if _REVOCATION.match(normalise(body)):
+        return "opt_out"
+    return None
+
+
+def _handle_compliance(
+    session: Session, ctx: Context, participant: Participant, sms: InboundSms, out: Outcome
+) -> bool:
+    kind = compliance_word(sms.body, sms.opt_out_type)
+    if kind is None:
+        return False
+    if kind == "opt_out":
+        if participant.status != OPTED_OUT:
+            _opt_out(session, ctx, participant, out)
+            out.replies.append(_msg(ctx, "opted_out_confirmation"))
+        return True
+    if kind == "opt_in":
+        if participant.status == ACTIVE:
+            if sms.body.strip().lower().strip(".!") == "yes" and participant.conv_state != "idle":
+                return False  # "yes" as an answer inside a conversation
+            out.replies.append(_msg(ctx, "already_active"))
+            return True
+        if participant.status == DISCHARGED:
+            return True
+        participant.status = ACTIVE
+        participant.opted_out_at = None
+        participant.consent_at = ctx.now
+        participant.consent_method = f"replied {sms.body.strip()[:20].upper() or sms.opt_out_type} by SMS"
+        participant.conv_state = "idle"
+        session.add(
+            AuditLog(actor=f"sms:{mask_phone(participant.phone)}", action="consent", participant_id=participant.id,
+                     detail={"method": participant.consent_method}, created_at=ctx.now)
+        )
+        out.replies.append(_msg(ctx, "opt_in_confirmation"))
+        return True
+    if participant.status == OPTED_OUT:
+        return True  # nothing but the confirmation after an opt-out
+    counselor = participant.counselor
+    out.replies.append(_msg(ctx, "help", counselor=counselor.name, counselor_phone=counselor.phone))
+    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    out.replies.append(_msg(ctx, "help_crisis", resources=resources.summary))
+    return True
+
+
+def _opt_out(session: Session, ctx: Context, participant: Participant, out: Outcome) -> None:
+    participant.status = OPTED_OUT
+    participant.opted_out_at = ctx.now
+    _interrupt_exercise(session, participant, ctx.now)
+    outbox.cancel_pending_for(session, participant.id)
+    session.add(AuditLog(actor=f"sms:{mask_phone(participant.phone)}", action="opt_out",
+                         participant_id=participant.id, detail={}, created_at=ctx.now))
+    counselor = participant.counselor
+    notice = _msg(ctx, "counselor_optout_notice", participant=participant.name or "A participant",
+                  phone_tail=mask_phone(participant.phone))
+    row = outbox.enqueue(session, to=counselor.phone, body=notice, kind="optout_notice", now=ctx.now,
+                         counselor_id=counselor.id)
+    out.outbox_ids.append(row.id)
+
+
+# --- commands, matching and the exercise state machine -----------------------------------------
+
+
+def _parse_command(body: str) -> tuple[str, str] | None:
+    """(command, argument) for texts that are commands, tolerating case, punctuation and typos."""
+    text = normalise(body)
+    if not text:
+        return None
+    if text in _COMMAND_ALIASES:
+        return _COMMAND_ALIASES[text], ""
+    first, _, rest = text.partition(" ")
+    if first in COMMANDS and (not rest or first in {"pause", "time"}):
+        return first, rest
+    if not rest and len(first) >= 4:
+        hit = process.extractOne(first, _FUZZY_COMMANDS, scorer=fuzz.ratio, score_cutoff=75)
+        if hit is not None:
+            return hit[0], ""
+    return None
+
+
+def parse_rating(body: str) -> int | None:
+    """A 0-10 rating in forms like "7", "7/10", "im a 7", "about 6 out of 10"."""
+    m = _RATING.match(normalise(body))
+    return int(m.group(1)) if m else None
+
+
+class _Dialogue:
+    def __init__(self, session: Session, ctx: Context, participant: Participant, out: Outcome) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.p = participant
+        self.out = out
+        self.data: dict[str, Any] = dict(participant.conv_data or {})
+
+    def say(self, key: str, **values: Any) -> None:
+        self.out.replies.append(_msg(self.ctx, key, **values))
+
+    def set_state(self, state: str, **data: Any) -> None:
+        self.p.conv_state = state
+        self.data = data
+        self.p.conv_data = dict(data)
+
+    # The entry point: route by command first, then by the state we are in.
+    def respond(self, body: str) -> None:
+        state = self.p.conv_state
+        command = _parse_command(body)
+        rating = parse_rating(body)
+        handlers: dict[str, Callable[[str, tuple[str, str] | None, int | None], bool]] = {
+            "pre_rating": self._in_pre_rating,
+            "step": self._in_step,
+            "post_rating": self._in_post_rating,
+            "menu": self._in_menu,
+            "checkin": self._in_checkin,
+            "nudge": self._in_nudge,
+        }
+        handler = handlers.get(state)
+        if handler is not None and handler(body, command, rating):
+            return
+        if command is not None:
+            self._command(*command)
+            return
+        self._match(body)
+
+    def _command(self, name: str, arg: str) -> None:
+        if name == "menu":
+            self._show_menu()
+        elif name == "more":
+            self._more()
+        elif name in {"next", "done", "skip"}:
+            self.say("none_menu")
+        elif name == "pause":
+            self._pause(arg)
+        elif name == "resume":
+            self.p.nudges_paused = False
+            self.p.paused_until = None
+            self.say("resumed", time=_display_time(self.p.nudge_time))
+        elif name == "plan":
+            self._plan()
+        elif name == "time":
+            self._set_time(arg)
+
+    # -- states
+    def _in_pre_rating(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        running = self._running()
+        if running is None:
+            self.set_state("idle")
+            return False
+        if rating is not None:
+            running.rating_before = rating
+            self._send_step(running)
+            return True
+        if command is not None and command[0] in {"skip", "next"}:
+            self._send_step(running)
+            return True
+        if command is not None and command[0] == "more":
+            self._more()
+            return True
+        if command is None and self.ctx.matcher.classify(body).state == "none":
+            self.say("rating_invalid")
+            return True
+        self._abandon(running)
+        return False
+
+    def _in_step(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        running = self._running()
+        if running is None:
+            self.set_state("idle")
+            return False
+        name = command[0] if command else None
+        if name == "next":
+            running.step_index += 1
+            skill = self.ctx.library.skill(running.skill_id)
+            if running.step_index >= len(skill.steps):
+                self._ask_post_rating(running)
+            else:
+                self._send_step(running)
+            return True
+        if name in {"done", "skip"}:
+            self._ask_post_rating(running)
+            return True
+        if name == "more":
+            self._more()
+            return True
+        if command is not None:
+            return False
+        if self.ctx.matcher.classify(body).state == "none":
+            self.say("step_help")
+            return True
+        self._abandon(running)
+        return False
+
+    def _in_post_rating(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        running = self._running()
+        if running is None:
+            self.set_state("idle")
+            return False
+        if rating is not None:
+            running.rating_after = rating
+            self._complete(running)
+            return True
+        if command is not None and command[0] in {"skip", "done", "next"}:
+            self._complete(running)
+            return True
+        if command is None and self.ctx.matcher.classify(body).state == "none":
+            self.say("rating_invalid")
+            return True
+        self._complete(running, encourage=False)
+        return False
+
+    def _in_menu(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        categories = self.data.get("categories", [])
+        text = normalise(body)
+        if text.isdigit():
+            index = int(text) - 1
+            if 0 <= index < len(categories):
+                self._start_from_category(categories[index])
+            else:
+                self.say("menu_invalid")
+            return True
+        self.set_state("idle")
+        return False
+
+    def _in_checkin(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        self.set_state("idle")
+        if rating is None:
+            return False
+        self.session.add(MoodCheckin(participant_id=self.p.id, rating=rating, created_at=self.ctx.now))
+        self._mark_nudge_replied()
+        self.say("checkin_thanks", rating=rating)
+        return True
+
+    def _in_nudge(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        skill_id = self.data.get("skill_id")
+        self.set_state("idle")
+        self._mark_nudge_replied()
+        if command is not None or not skill_id or skill_id not in self.ctx.library.skills:
+            return False
+        if self.ctx.matcher.classify(body).state != "none":
+            return False  # they told us how they feel: match that instead
+        skill = self.ctx.library.skill(skill_id)
+        self._start(skill, state=(skill.helps_with or ["none"])[0], source="nudge")
+        return True
+
+    # -- actions
+    def _match(self, body: str) -> None:
+        match = self.ctx.matcher.classify(body)
+        if match.state == "none":
+            self.say("none_menu")
+            return
+        ranked = self.ctx.matcher.rank_skills(
+            match.state, flags=frozenset(self.p.flags or ()), history=self._history(), text=body
+        )
+        if not ranked:
+            self._show_menu()
+            return
+        self._start(self.ctx.library.skill(ranked[0]), state=match.state, source="text")
+
+    def _more(self) -> None:
+        state = self.data.get("distress_state") or (self.p.conv_data or {}).get("last_state")
+        running = self._running()
+        if running is not None:
+            state = running.distress_state
+            self._abandon(running)
+        if not state or state == "none":
+            self.say("more_without_context")
+            return
+        ranked = self.ctx.matcher.rank_skills(state, flags=frozenset(self.p.flags or ()), history=self._history())
+        tried = set(self.data.get("tried", []))
+        fresh = [skill_id for skill_id in ranked if skill_id not in tried]
+        if not fresh:
+            self.set_state("idle", last_state=state)
+            self.say("more_exhausted")
+            return
+        self._start(self.ctx.library.skill(fresh[0]), state=state, source="text", tried=sorted(tried))
+
+    def _show_menu(self) -> None:
+        running = self._running()
+        if running is not None:
+            self._abandon(running)
+        library = self.ctx.library
+        flags = frozenset(self.p.flags or ())
+        categories = sorted({s.category for s in library.skills.values() if _allowed(s, flags)},
+                            key=_category_rank)
+        options = ", ".join(f"{i} {_msg(self.ctx, 'category_' + c)}" for i, c in enumerate(categories, 1))
+        self.set_state("menu", categories=categories)
+        self.say("menu", options=options)
+
+    def _start_from_category(self, category: str) -> None:
+        flags = frozenset(self.p.flags or ())
+        recent = set(self._history().recent[:3])
+        skills = [s for s in self.ctx.library.skills.values() if s.category == category and _allowed(s, flags)]
+        skills.sort(key=lambda s: (s.id in recent, s.id))
+        if not skills:
+            self.say("menu_invalid")
+            return
+        skill = skills[0]
+        self._start(skill, state=(skill.helps_with or ["none"])[0], source="menu")
+
+    def _start(self, skill: Any, *, state: str, source: str, tried: list[str] | None = None) -> None:
+        running = ExerciseSession(
+            participant_id=self.p.id, skill_id=skill.id, distress_state=state, source=source,
+            status="active", step_index=0, started_at=self.ctx.now,
+        )
+        self.session.add(running)
+        self.session.flush()
+        self.set_state("pre_rating", session_id=running.id, distress_state=state,
+                       tried=sorted(set(tried or []) | {skill.id}))
+        if skill.medical_screen and state == "panic":
+            resources = self.ctx.library.crisis_resources(self.ctx.crisis_country)
+            self.say("medical_screen", emergency=resources.emergency)
+        self.say("skill_intro", title=skill.title, minutes=skill.duration_minutes)
+
+    def _send_step(self, running: ExerciseSession) -> None:
+        skill = self.ctx.library.skill(running.skill_id)
+        total = len(skill.steps)
+        index = min(running.step_index, total - 1)
+        key = "step_last" if index == total - 1 else "step"
+        self.set_state("step", **{**self.data, "session_id": running.id})
+        self.say(key, text=skill.steps[index], n=index + 1, total=total)
+
+    def _ask_post_rating(self, running: ExerciseSession) -> None:
+        self.set_state("post_rating", **{**self.data, "session_id": running.id})
+        self.say("post_rating")
+
+    def _complete(self, running: ExerciseSession, *, encourage: bool = True) -> None:
+        running.status = "completed"
+        running.completed_at = self.ctx.now
+        self.set_state("idle", last_state=running.distress_state, tried=self.data.get("tried", []))
+        if not encourage:
+            return
+        before, after = running.rating_before, running.rating_after
+        skill = self.ctx.library.skill(running.skill_id)
+        if before is None or after is None:
+            key = "encourage_generic"
+        elif after < before:
+            key = "encourage_improved"
+        elif after == before:
+            key = "encourage_same"
+        else:
+            key = "encourage_worse"
+        variants = self.ctx.library.messages_list(key)
+        choice = running.id % len(variants)  # rotate wording from one session to the next
+        self.out.replies.append(
+            self.ctx.library.message(key, variant=choice, before=before, after=after, title=skill.title,
+                                     program=self.ctx.program_name)
+        )
+
+    def _abandon(self, running: ExerciseSession) -> None:
+        running.status = "abandoned"
+        running.completed_at = self.ctx.now
+        self.set_state("idle", last_state=running.distress_state, tried=self.data.get("tried", []))
+
+    def _running(self) -> ExerciseSession | None:
+        session_id = self.data.get("session_id")
+        if not session_id:
+            return None
+        running = self.session.get(ExerciseSession, session_id)
+        return running if running is not None and running.status == "active" else None
+
+    def _history(self) -> SkillHistory:
+        return skill_history(self.session, self.p.id)
+
+    def _pause(self, arg: str) -> None:
+        self.p.nudges_paused = True
+        m = re.match(r"(?:for )?(\d{1,2}) ?(day|days|d|week|weeks|w)$", arg.strip())
+        if m:
+            days = int(m.group(1)) * (7 if m.group(2).startswith("w") else 1)
+            self.p.paused_until = self.ctx.now + timedelta(days=max(days, 1))
+            local = self.p.paused_until.astimezone(ZoneInfo(self.p.timezone))
+            self.say("paused_until", date=local.strftime("%a %b %d").replace(" 0", " "))
+        else:
+            self.p.paused_until = None
+            self.say("paused_indefinitely")
+
+    def _set_time(self, arg: str) -> None:
+        parsed = parse_time(arg)
+        if parsed is None:
+            self.say("time_invalid")
+            return
+        if not (self.p.quiet_start <= parsed <= self.p.quiet_end):
+            self.say("time_outside_window", start=_display_time(self.p.quiet_start),
+                     end=_display_time(self.p.quiet_end))
+            return
+        self.p.nudge_time = parsed
+        self.say("time_set", time=_display_time(parsed))
+
+    def _plan(self) -> None:
+        plan = self.session.scalar(select(SafetyPlan).where(SafetyPlan.participant_id == self.p.id))
+        sections = [
+            ("plan_warning_signs", plan.warning_signs if plan else ""),
+            ("plan_coping_strategies", plan.coping_strategies if plan else ""),
+            ("plan_distractions", plan.distractions if plan else ""),
+            ("plan_contacts", plan.contacts if plan else ""),
+            ("plan_professionals", plan.professionals if plan else ""),
+            ("plan_safe_environment", plan.safe_environment if plan else ""),
+        ]
+        filled = [(key, text.strip()) for key, text in sections if text and text.strip()]
+        if not filled:
+            self.say("plan_none")
+            return
+        self.say("plan_intro")
+        for key, text in filled:
+            self.say(key, text=text)
+
+    def _mark_nudge_replied(self) -> None:
+        nudge = self.session.scalar(
+            select(NudgeLog).where(NudgeLog.participant_id == self.p.id).order_by(NudgeLog.planned_at.desc()).limit(1)
+        )
+        if nudge is not None and nudge.replied_at is None:
+            nudge.replied_at = self.ctx.now
+
+
+_CATEGORY_ORDER = (
+    "breathing", "grounding", "distress_tolerance", "emotion_regulation", "interpersonal", "cbt",
+    "mindfulness", "relapse_prevention", "sleep", "anger", "psychoeducation",
+)
+
+
+def _category_rank(category: str) -> int:
+    return _CATEGORY_ORDER.index(category) if category in _CATEGORY_ORDER else len(_CATEGORY_ORDER)
+
+
+def _allowed(skill: Any, flags: frozenset[str]) -> bool:
+    return not (set(skill.avoid_if) & flags) and set(skill.requires) <= flags
+
+
+def parse_time(text: str) -> str | None:
+    """"HH:MM" (24 h) from "7pm", "7:30 pm", "19:30", "0730"; None when it is not a time."""
+    text = normalise(text).replace(" ", "")
+    m = re.fullmatch(r"(\d{1,2})(?::?(\d{2}))?(am|pm|a|p)?", text)
+    if not m:
+        return None
+    hour, minute, suffix = int(m.group(1)), int(m.group(2) or 0), m.group(3)
+    if suffix:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if suffix.startswith("p") else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _display_time(hhmm: str) -> str:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    suffix = "am" if hour < 12 else "pm"
+    shown = hour % 12 or 12
+    return f"{shown}{suffix}" if minute == 0 else f"{shown}:{minute:02d}{suffix}"
+
+
+def skill_history(session: Session, participant_id: int) -> SkillHistory:
+    """Recent skills and how much each helped this participant and everyone."""
+    recent = tuple(
+        session.scalars(
+            select(ExerciseSession.skill_id)
+            .where(ExerciseSession.participant_id == participant_id)
+            .order_by(ExerciseSession.started_at.desc(), ExerciseSession.id.desc())
+            .limit(5)
+        )
+    )
+    gain = func.avg(ExerciseSession.rating_before - ExerciseSession.rating_after)
+    rated = (ExerciseSession.rating_before.is_not(None), ExerciseSession.rating_after.is_not(None))
+    own_rows = session.execute(
+        select(ExerciseSession.skill_id, gain)
+        .where(ExerciseSession.participant_id == participant_id, *rated)
+        .group_by(ExerciseSession.skill_id)
+    )
+    all_rows = session.execute(select(ExerciseSession.skill_id, gain).where(*rated).group_by(ExerciseSession.skill_id))
+    own = {skill_id: value for skill_id, value in own_rows}
+    everyone = {skill_id: value for skill_id, value in all_rows}
+    return SkillHistory(
+        recent=recent,
+        own_gain={k: float(v) for k, v in own.items()},
+        global_gain={k: float(v) for k, v in everyone.items()},
+    )
+
+
+def _msg(ctx: Context, key: str, **values: Any) -> str:
+    return ctx.library.message(key, program=ctx.program_name, **values)

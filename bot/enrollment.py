@@ -1,0 +1,115 @@
+"""Counselors and enrollment: validated phone numbers, zones and times, and the consent invitation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import outbox
+from .conversation import parse_time
+from .models import INVITED, AuditLog, Counselor, Participant
+from .sms import mask_phone
+
+_hasher = PasswordHasher()
+
+
+class EnrollmentError(ValueError):
+    """Input an operator must correct; the message says what and how."""
+
+
+def normalise_phone(raw: str, region: str = "US") -> str:
+    """E.164 form of a phone number, or EnrollmentError when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise EnrollmentError(f"{raw!r} is not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise EnrollmentError(f"{raw!r} is not a valid phone number for region {region}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EnrollmentError(f"{name!r} is not an IANA time zone (e.g. America/New_York)") from None
+    return name
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except Exception:
+        return False
+
+
+def create_counselor(session: Session, *, email: str, name: str, phone: str, password: str, region: str) -> Counselor:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise EnrollmentError(f"{email!r} is not an email address")
+    if len(password) < 10:
+        raise EnrollmentError("the password must have at least 10 characters")
+    if session.scalar(select(Counselor).where(Counselor.email == email)):
+        raise EnrollmentError(f"a counselor with email {email} already exists")
+    counselor = Counselor(email=email, name=name.strip(), phone=normalise_phone(phone, region),
+                          password_hash=hash_password(password))
+    session.add(counselor)
+    session.flush()
+    return counselor
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    phone: str
+    counselor_email: str
+    name: str | None = None
+    timezone: str = "America/New_York"
+    nudge_time: str = "10:00"
+    quiet_start: str = "08:00"
+    quiet_end: str = "21:00"
+    flags: tuple[str, ...] = ()
+    discreet: bool = False
+    admission_date: date | None = None
+    discharge_date: date | None = None
+
+
+def enroll(session: Session, library: Any, request: EnrollmentRequest, *, now: datetime, region: str,
+           program_name: str, actor: str = "cli") -> tuple[Participant, int]:
+    """Create an invited participant and queue the consent invitation; returns (participant, outbox id)."""
+    phone = normalise_phone(request.phone, region)
+    counselor = session.scalar(select(Counselor).where(Counselor.email == request.counselor_email.strip().lower()))
+    if counselor is None:
+        raise EnrollmentError(f"no counselor with email {request.counselor_email}; create one first")
+    if session.scalar(select(Participant).where(Participant.phone == phone)):
+        raise EnrollmentError(f"{mask_phone(phone)} is already enrolled")
+    nudge_time = parse_time(request.nudge_time)
+    quiet_start, quiet_end = parse_time(request.quiet_start), parse_time(request.quiet_end)
+    if nudge_time is None or quiet_start is None or quiet_end is None:
+        raise EnrollmentError("times must look like 09:30 or 7pm")
+    if not quiet_start <= nudge_time <= quiet_end:
+        raise EnrollmentError(f"nudge time {nudge_time} is outside the allowed window {quiet_start}-{quiet_end}")
+    participant = Participant(
+        phone=phone, name=(request.name or "").strip() or None, counselor_id=counselor.id, status=INVITED,
+        timezone=check_zone(request.timezone), nudge_time=nudge_time, quiet_start=quiet_start,
+        quiet_end=quiet_end, flags=sorted(set(request.flags)), discreet=request.discreet,
+        admission_date=request.admission_date, discharge_date=request.discharge_date, created_at=now,
+    )
+    session.add(participant)
+    session.flush()
+    body = library.message("consent_invitation", program=program_name, counselor=counselor.name)
+    row = outbox.enqueue(session, to=phone, body=body, kind="invitation", now=now, participant_id=participant.id,
+                         dedupe_key=f"invitation:{participant.id}")
+    session.add(AuditLog(actor=actor, action="enroll", participant_id=participant.id,
+                         detail={"counselor": counselor.email}, created_at=now))
+    return participant, row.id

@@ -1,0 +1,101 @@
+"""Receiving one text: record it, run the conversation engine, store the replies, in one transaction.
+
+Used by the Twilio webhook, the browser simulator and `flask chat`, so all three behave alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import conversation, outbox, safety
+from .conversation import Context, InboundSms
+from .db import Database
+from .models import Message, Participant
+from .sms import SmsSender, mask_phone
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1600  # Twilio's limit; anything longer is truncated before storage
+
+
+@dataclass
+class Received:
+    replies: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def receive(db: Database, make_context: Callable[[datetime], Context], sms: InboundSms, now: datetime) -> Received:
+    """Handle one inbound text exactly once per MessageSid; replies are returned, not sent."""
+    sms = InboundSms(
+        phone=_clean(sms.phone)[:20], body=_clean(sms.body)[:MAX_BODY], sid=_clean(sms.sid)[:64],
+        opt_out_type=sms.opt_out_type, num_media=sms.num_media,
+    )
+
+    def work(session: Session) -> Received:
+        participant = _lock_participant(session, db, sms.phone)
+        if session.scalar(select(Message.id).where(Message.twilio_sid == sms.sid)) is not None:
+            return Received(duplicate=True)
+        inbound = Message(
+            participant_id=participant.id if participant else None, direction="in", phone=sms.phone,
+            body=sms.body, kind="inbound", twilio_sid=sms.sid, status="received", created_at=now,
+        )
+        session.add(inbound)
+        session.flush()
+        outcome = conversation.handle(session, make_context(now), participant, sms)
+        for text in outcome.replies:
+            session.add(Message(participant_id=participant.id if participant else None, direction="out",
+                                phone=sms.phone, body=text, kind="reply", status="replied", created_at=now))
+        return Received(replies=outcome.replies, outbox_ids=outcome.outbox_ids)
+
+    try:
+        result = db.run(work)
+    except IntegrityError:
+        # A concurrent delivery of the same MessageSid won the race: this one is the duplicate.
+        return Received(duplicate=True)
+    log.info("inbound %s from %s: %d replies%s", sms.sid[-6:], mask_phone(sms.phone), len(result.replies),
+             " (duplicate)" if result.duplicate else "")
+    return result
+
+
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
+
+def _clean(value: str) -> str:
+    """Drop control characters (PostgreSQL cannot store NUL; none of them carries meaning)."""
+    return value.translate(_CONTROL)
+
+
+def _lock_participant(session: Session, db: Database, phone: str) -> Participant | None:
+    stmt = select(Participant).where(Participant.phone == phone)
+    if db.is_postgres:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def fallback_replies(library: object, crisis_country: str, body: str) -> list[str]:
+    """Replies when the database is unavailable: crisis resources still go out (fail closed)."""
+    resources = library.crisis_resources(crisis_country)  # type: ignore[attr-defined]
+    if safety.assess(body).is_crisis:
+        return [
+            library.message("crisis_emergency", emergency=resources.emergency),  # type: ignore[attr-defined]
+            library.message("crisis_reply_unknown", resources=resources.summary),  # type: ignore[attr-defined]
+        ]
+    return [library.message("error_generic", emergency=resources.emergency)]  # type: ignore[attr-defined]
+
+
+def deliver_now(db: Database, sender: SmsSender, ids: list[int], now: datetime) -> None:
+    """Send outbox rows right after the commit that created them (alerts must not wait a tick)."""
+    if not ids:
+        return
+    try:
+        outbox.deliver(db, sender, now, ids=ids)
+    except Exception:  # the rows stay pending; the scheduler's tick delivers them
+        log.exception("immediate outbox delivery failed; rows left for the tick")

@@ -1,0 +1,289 @@
+"""Conversations end to end through the signed webhook: crisis, compliance, commands, exercises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.conversation import compliance_word, parse_rating, parse_time
+from bot.models import CrisisEvent, ExerciseSession, Outbox, Participant
+from tests.conftest import SmsPoster
+
+PHONE = "+12025550101"
+COUNSELOR_PHONE = "+12025550100"
+CARRIER_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
+
+
+def participant_row(db: Any) -> Participant:
+    with db.session() as s:
+        return s.scalar(select(Participant).where(Participant.phone == PHONE))
+
+
+# --- crisis ---------------------------------------------------------------------------------------
+
+
+def test_crisis_text_gets_resources_alerts_counselor_and_pauses_nudges(
+    sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any
+) -> None:
+    replies = sms("i dont want to be here anymore", from_=PHONE)
+    joined = " ".join(replies)
+    assert "988" in joined and "741741" in joined
+    assert "counselor" in joined.lower()
+    alerts = fake_twilio.bodies_to(COUNSELOR_PHONE)
+    assert len(alerts) == 1 and "URGENT" in alerts[0]
+    assert "be here anymore" not in alerts[0]  # the alert carries no message body
+    p = participant_row(db)
+    assert p.crisis_hold is True
+    with db.session() as s:
+        event = s.scalar(select(CrisisEvent))
+        assert event.participant_id == p.id and event.alerts_sent == 1
+
+
+def test_crisis_interrupts_a_running_exercise(sms: SmsPoster, db: Any, participant: Any) -> None:
+    sms("im so anxious about court tomorrow", from_=PHONE)
+    sms("8", from_=PHONE)
+    sms("i want to kill myself", from_=PHONE)
+    with db.session() as s:
+        statuses = list(s.scalars(select(ExerciseSession.status)))
+    assert statuses == ["interrupted"]
+    assert participant_row(db).conv_state == "crisis_followup"
+
+
+def test_overdose_leads_with_emergency_number(sms: SmsPoster, participant: Any) -> None:
+    replies = sms("i took 30 pills", from_=PHONE)
+    assert "911" in replies[0]
+
+
+def test_crisis_runs_before_compliance_and_commands(sms: SmsPoster, db: Any, participant: Any,
+                                                    fake_twilio: Any) -> None:
+    sms("MENU", from_=PHONE)
+    replies = sms("1 i want to die", from_=PHONE)
+    assert any("988" in r for r in replies)
+
+
+def test_crisis_from_opted_out_participant_alerts_counselor_but_sends_nothing(
+    sms: SmsPoster, participant: Any, fake_twilio: Any
+) -> None:
+    sms("STOP", from_=PHONE)
+    replies = sms("i want to end it all", from_=PHONE)
+    assert replies == []
+    assert any("URGENT" in b for b in fake_twilio.bodies_to(COUNSELOR_PHONE))
+
+
+def test_idioms_and_panic_are_not_crisis(sms: SmsPoster, db: Any, participant: Any) -> None:
+    for text in ["this homework is killing me", "walked 5 kms today", "i feel like im dying my heart is racing"]:
+        replies = sms(text, from_=PHONE)
+        assert not any("988" in r for r in replies), text
+    with db.session() as s:
+        assert s.scalar(select(CrisisEvent)) is None
+
+
+def test_followup_after_crisis_then_back_to_normal(sms: SmsPoster, participant: Any) -> None:
+    sms("i want to die", from_=PHONE)
+    follow = sms("ok im safe", from_=PHONE)
+    assert "counselor" in follow[0].lower()
+    assert "MENU" in sms("hi", from_=PHONE)[0]
+
+
+# --- compliance -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", [*CARRIER_WORDS, "stop", "Stop.", " quit ", "oPtOuT"])
+def test_every_opt_out_word_opts_out_with_one_confirmation(sms: SmsPoster, db: Any, participant: Any,
+                                                           word: str) -> None:
+    replies = sms(word, from_=PHONE)
+    assert len(replies) == 1 and "opted out" in replies[0].lower()
+    assert participant_row(db).status == "opted_out"
+    assert sms(word, from_=PHONE) == []  # only one confirmation
+    assert sms("hi", from_=PHONE) == []  # nothing but the confirmation afterwards
+    assert sms("HELP", from_=PHONE) == []
+
+
+def test_opt_out_type_field_is_authoritative(sms: SmsPoster, db: Any, participant: Any) -> None:
+    sms("arrêt", from_=PHONE, OptOutType="STOP")
+    assert participant_row(db).status == "opted_out"
+
+
+@pytest.mark.parametrize("text", ["stop texting me", "Please stop messaging me", "unsubscribe me",
+                                  "opt me out", "remove me from this list", "dont text me anymore"])
+def test_plain_language_revocations_opt_out(text: str) -> None:
+    assert compliance_word(text) == "opt_out"
+
+
+@pytest.mark.parametrize("text", ["i want to stop drinking", "stop thinking about it", "i cant stop crying",
+                                  "end of the day", "quit my job today", "stop please", "I want to quit smoking"])
+def test_ordinary_sentences_with_carrier_words_are_not_opt_outs(text: str) -> None:
+    assert compliance_word(text) != "opt_out" or text == "stop please"
+
+
+@pytest.mark.parametrize("word", ["START", "yes", "UNSTOP"])
+def test_opt_in_words_activate_and_confirm(sms: SmsPoster, db: Any, enroll_participant: Any, word: str) -> None:
+    enroll_participant(active=False)
+    replies = sms(word, from_=PHONE)
+    assert "Welcome" in replies[0]
+    p = participant_row(db)
+    assert p.status == "active" and p.consent_at is not None and p.consent_method
+
+
+def test_invited_participant_gets_consent_reminder_only(sms: SmsPoster, enroll_participant: Any) -> None:
+    enroll_participant(active=False)
+    replies = sms("im so anxious", from_=PHONE)
+    assert len(replies) == 1 and "YES" in replies[0]
+
+
+def test_opted_out_participant_can_rejoin_with_start(sms: SmsPoster, db: Any, participant: Any) -> None:
+    sms("STOP", from_=PHONE)
+    assert "Welcome" in sms("START", from_=PHONE)[0]
+    assert participant_row(db).status == "active"
+
+
+@pytest.mark.parametrize("word", ["HELP", "info", "Help!"])
+def test_help_has_program_counselor_opt_out_crisis_and_rates(sms: SmsPoster, participant: Any, word: str) -> None:
+    joined = " ".join(sms(word, from_=PHONE))
+    for needle in ("IOP Coping Skills", "Casey Counselor", "+12025550100", "STOP", "988", "Msg & data rates may apply"):
+        assert needle in joined
+
+
+def test_opt_out_cancels_pending_messages_and_tells_counselor(sms: SmsPoster, db: Any, participant: Any,
+                                                              fake_twilio: Any) -> None:
+    from bot import outbox
+
+    p = participant_row(db)
+    db.run(lambda s: outbox.enqueue(s, to=PHONE, body="later", kind="nudge", now=p.created_at,
+                                   participant_id=p.id))
+    sms("STOP", from_=PHONE)
+    with db.session() as s:
+        assert s.scalar(select(Outbox.status).where(Outbox.body == "later")) == "cancelled"
+    assert any("opted out" in b for b in fake_twilio.bodies_to(COUNSELOR_PHONE))
+
+
+# --- exercises ------------------------------------------------------------------------------------
+
+
+def test_full_exercise_with_ratings_and_encouragement(sms: SmsPoster, db: Any, participant: Any) -> None:
+    intro = sms("so nervous about court tomorrow", from_=PHONE)
+    assert "0-10" in intro[-1]
+    step1 = sms("8", from_=PHONE)
+    assert "(1/" in step1[0]
+    steps = 1
+    reply = step1
+    while "0-10" not in reply[0]:
+        reply = sms("next", from_=PHONE)
+        steps += 1
+        assert steps < 20
+    done = sms("3", from_=PHONE)
+    assert "8" in done[0] and "3" in done[0]
+    with db.session() as s:
+        session = s.scalar(select(ExerciseSession))
+    assert (session.rating_before, session.rating_after, session.status) == (8, 3, "completed")
+    assert session.distress_state == "anxiety"
+
+
+def test_rating_can_be_skipped_and_done_ends_early(sms: SmsPoster, db: Any, participant: Any) -> None:
+    sms("cant stop replaying what i said over and over", from_=PHONE)
+    assert "(1/" in sms("skip", from_=PHONE)[0]
+    assert "0-10" in sms("DONE", from_=PHONE)[0]
+    assert "practising" in sms("skip", from_=PHONE)[0]
+    with db.session() as s:
+        session = s.scalar(select(ExerciseSession))
+    assert session.rating_before is None and session.status == "completed"
+
+
+def test_commands_tolerate_case_spaces_and_typos(sms: SmsPoster, participant: Any) -> None:
+    sms("really want a drink tonight", from_=PHONE)
+    sms("5", from_=PHONE)
+    assert "(2/" in sms("  Nxet!! ", from_=PHONE)[0]
+    assert "(3/" in sms("NEXT.", from_=PHONE)[0]
+
+
+def test_more_gives_another_skill_for_the_same_feeling(sms: SmsPoster, db: Any, participant: Any) -> None:
+    sms("so angry i could punch a wall", from_=PHONE)
+    sms("more", from_=PHONE)
+    with db.session() as s:
+        rows = list(s.scalars(select(ExerciseSession).order_by(ExerciseSession.id)))
+    assert len(rows) == 2 and rows[0].skill_id != rows[1].skill_id
+    assert rows[0].status == "abandoned" and rows[1].distress_state == "anger"
+
+
+def test_menu_lists_categories_and_a_number_starts_a_skill(sms: SmsPoster, db: Any, participant: Any) -> None:
+    menu = sms("MENU", from_=PHONE)[0]
+    assert "1 Breathing" in menu
+    intro = sms("1", from_=PHONE)
+    assert "0-10" in intro[-1]
+
+
+def test_none_state_gets_a_short_menu_not_an_exercise(sms: SmsPoster, db: Any, participant: Any) -> None:
+    replies = sms("what time is group tonight", from_=PHONE)
+    assert "MENU" in replies[0]
+    with db.session() as s:
+        assert s.scalar(select(ExerciseSession)) is None
+
+
+def test_pause_and_resume(sms: SmsPoster, db: Any, participant: Any) -> None:
+    assert "paused" in sms("PAUSE", from_=PHONE)[0]
+    assert participant_row(db).nudges_paused
+    assert "until" in sms("pause 3 days", from_=PHONE)[0]
+    assert participant_row(db).paused_until is not None
+    sms("RESUME", from_=PHONE)
+    p = participant_row(db)
+    assert not p.nudges_paused and p.paused_until is None
+
+
+def test_time_moves_the_nudge_within_the_allowed_window(sms: SmsPoster, db: Any, participant: Any) -> None:
+    assert "7pm" in sms("TIME 7pm", from_=PHONE)[0]
+    assert participant_row(db).nudge_time == "19:00"
+    assert "between" in sms("time 23:30", from_=PHONE)[0]
+    assert participant_row(db).nudge_time == "19:00"
+
+
+def test_plan_sends_the_safety_plan(sms: SmsPoster, runner: Any, participant: Any) -> None:
+    assert "don't have a safety plan" in sms("PLAN", from_=PHONE)[0]
+    result = runner.invoke(args=["plan", "set", PHONE, "--by", "casey@clinic.example",
+                                 "--contacts", "Sam 555-0142", "--warning-signs", "not sleeping"])
+    assert result.exit_code == 0, result.output
+    joined = " ".join(sms("plan", from_=PHONE))
+    assert "Sam 555-0142" in joined and "not sleeping" in joined
+
+
+def test_gated_skills_are_not_offered_to_flagged_participants(sms: SmsPoster, db: Any,
+                                                              enroll_participant: Any, app: Any) -> None:
+    enroll_participant(flags=("heart_condition", "lung_condition", "pregnancy"))
+    library = app.extensions["library"]
+    for _ in range(6):
+        sms("panic attack heart racing cant breathe", from_=PHONE)
+        sms("more", from_=PHONE)
+    with db.session() as s:
+        offered = set(s.scalars(select(ExerciseSession.skill_id)))
+    assert offered
+    for skill_id in offered:
+        assert not {"heart_condition", "lung_condition", "pregnancy"} & set(library.skill(skill_id).avoid_if)
+
+
+def test_no_reply_ever_tells_anyone_to_send_a_carrier_word_except_opt_out_help(
+    sms: SmsPoster, participant: Any
+) -> None:
+    texts = ["hi", "so anxious", "5", "next", "next", "done", "4", "MENU", "2", "skip", "more", "PLAN", "PAUSE",
+             "RESUME", "TIME 8pm", "what", "so angry", "3am and still awake"]
+    for text in texts:
+        for reply in sms(text, from_=PHONE):
+            upper = reply.upper()
+            for word in CARRIER_WORDS:
+                assert f"REPLY {word}" not in upper and f"TEXT {word}" not in upper, (text, reply)
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,expected", [("7", 7), ("10", 10), ("0", 0), ("7/10", 7), ("im a 6", 6),
+                                           ("about 4 out of 10", 4), ("11", None), ("seven", None),
+                                           ("i have 2 kids", None)])
+def test_parse_rating(text: str, expected: int | None) -> None:
+    assert parse_rating(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [("7pm", "19:00"), ("7:30 pm", "19:30"), ("19:30", "19:30"),
+                                           ("12am", "00:00"), ("12pm", "12:00"), ("25:00", None), ("noonish", None)])
+def test_parse_time(text: str, expected: str | None) -> None:
+    assert parse_time(text) == expected
