@@ -480,7 +480,11 @@ class _Dialogue:
     def _match(self, body: str) -> None:
         match = self.ctx.matcher.classify(body)
         if match.state == "none":
-            self.say("none_menu")
+            card = self.ctx.matcher.info_card(body)
+            if card is not None and card in self.ctx.library.skills:
+                self._start(self.ctx.library.skill(card), state="none", source="text")
+            else:
+                self.say("none_menu")
             return
         ranked = self.ctx.matcher.rank_skills(
             match.state, flags=frozenset(self.p.flags or ()), history=self._history(), text=body
@@ -540,6 +544,9 @@ class _Dialogue:
         self.session.flush()
         self.set_state("pre_rating", session_id=running.id, distress_state=state,
                        tried=sorted(set(tried or []) | {skill.id}))
+        if state == "none":  # an information card: no distress to rate
+            self._send_step(running)
+            return
         if skill.medical_screen and state == "panic":
             resources = self.ctx.library.crisis_resources(self.ctx.crisis_country)
             self.say("medical_screen", emergency=resources.emergency)
@@ -554,6 +561,9 @@ class _Dialogue:
         self.say(key, text=skill.steps[index], n=index + 1, total=total)
 
     def _ask_post_rating(self, running: ExerciseSession) -> None:
+        if running.distress_state == "none":
+            self._complete(running)
+            return
         self.set_state("post_rating", **{**self.data, "session_id": running.id})
         self.say("post_rating")
 
@@ -562,6 +572,9 @@ class _Dialogue:
         running.completed_at = self.ctx.now
         self.set_state("idle", last_state=running.distress_state, tried=self.data.get("tried", []))
         if not encourage:
+            return
+        if running.distress_state == "none":
+            self.say("card_done")
             return
         before, after = running.rating_before, running.rating_after
         skill = self.ctx.library.skill(running.skill_id)

@@ -212,21 +212,24 @@ def counselor(db: Any) -> Any:
 def enroll_participant(app: Any, db: Any, counselor: Any, clock: Clock) -> Any:
     """Enroll (and by default activate) a participant; returns the Participant."""
     from bot.enrollment import EnrollmentRequest, enroll
+    from bot.inbound import deliver_now
     from bot.models import Participant
 
     def make(phone: str = "+12025550101", *, active: bool = True, **fields: Any) -> Participant:
         request = EnrollmentRequest(phone=phone, counselor_email=counselor.email,
                                     name=fields.pop("name", "Pat"), **fields)
 
-        def work(session: Any) -> Participant:
-            participant, _ = enroll(session, app.extensions["library"], request, now=clock(), region="US",
-                                    program_name=app.config["PROGRAM_NAME"])
+        def work(session: Any) -> tuple[Participant, int]:
+            participant, outbox_id = enroll(session, app.extensions["library"], request, now=clock(), region="US",
+                                            program_name=app.config["PROGRAM_NAME"])
             if active:
                 participant.status = "active"
                 participant.consent_at = clock()
-            return participant
+            return participant, outbox_id
 
-        return db.run(work)
+        participant, outbox_id = db.run(work)
+        deliver_now(db, app.extensions["sms_sender"], [outbox_id], clock())  # as `flask enroll` does
+        return participant
 
     return make
 

@@ -287,3 +287,19 @@ def test_parse_rating(text: str, expected: int | None) -> None:
                                            ("12am", "00:00"), ("12pm", "12:00"), ("25:00", None), ("noonish", None)])
 def test_parse_time(text: str, expected: str | None) -> None:
     assert parse_time(text) == expected
+
+
+def test_questions_about_treatment_get_an_information_card_without_ratings(sms: SmsPoster, db: Any,
+                                                                          participant: Any) -> None:
+    first = sms("what is tms?", from_=PHONE)
+    assert "(1/" in first[0] and "magnetic" in first[0].lower()
+    reply = first
+    for _ in range(10):
+        if "(1/" not in reply[0] and "text NEXT" not in reply[0]:
+            break
+        reply = sms("next", from_=PHONE)
+    reply = sms("done", from_=PHONE) if "DONE" in reply[0] else reply
+    assert "care team" in " ".join(reply)
+    with db.session() as s:
+        row = s.scalar(select(ExerciseSession))
+    assert row.skill_id == "about-tms" and row.status == "completed" and row.rating_before is None
