@@ -1,8 +1,9 @@
 """Text normalisation shared by crisis detection and matching.
 
 People text in lower case, without apostrophes, with curly quotes from their phone's keyboard,
-with elongations ("sooo") and sometimes with leetspeak. Both the safety check and the matcher
-compare against plain ASCII lower-case words, so they normalise through the same functions.
+with elongations ("sooo") and sometimes with leetspeak or spelled-out letters ("s.u.i.c.i.d.e").
+Both the safety check and the matcher compare against plain ASCII lower-case words, so they
+normalise through the same functions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _TYPOGRAPHY = str.maketrans(
         "\u2032": "'",
         "`": "'",
         "\u00b4": "'",
+        "\u02bc": "'",
         "\u201c": '"',
         "\u201d": '"',
         "\u201e": '"',
@@ -35,18 +37,38 @@ _TYPOGRAPHY = str.maketrans(
     }
 )
 
-# Digits and symbols used as letters. Applied only inside tokens that also contain letters,
-# so "5 kms" and "10/10" keep their numbers.
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+# Digits and symbols used as letters. Applied only where the token is clearly a word written in
+# leetspeak (see `unleet`), so "5 kms", "800mg", "x10", "10/10" and "help!" keep their meaning.
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 
 _ELONGATION = re.compile(r"([a-z])\1{2,}")
 _SPACES = re.compile(r"\s+")
 _TOKEN = re.compile(r"[a-z0-9]+")
-_LEET_TOKEN = re.compile(r"[a-z0-9@$!]*[a-z][a-z0-9@$!]*|[a-z0-9@$!]*[0-9@$!][a-z][a-z0-9@$!]*")
+# Runs of word characters that contain at least one digit or symbol (plain words never need
+# the callback, which keeps `normalise` fast).
+_LEET_RUN = re.compile(r"[a-z0-9@$!]*[0-9@$!][a-z0-9@$!]*")
+# A leet character with letters on both sides ("k1ll", "su1c1de", "k!ll", "h3ll0").
+_LEET_INSIDE = re.compile(r"[a-z][0-9@$!]+[a-z]")
+# A word opened by a symbol that stands for a letter ("$uicidal", "@ss").
+_LEET_LEAD = re.compile(r"[@$]+[a-z]{2,}")
+# Letters closed by one or two leet digits ("di3", "d13", "t0"); "x10" (a count), "b12" and
+# "covid19" (a digit that is no letter) stay.
+_LEET_TAIL = re.compile(r"(?!x\d)[a-z]+[013457]{1,2}")
+# Four or more single letters separated by spaces after punctuation was removed
+# ("s u i c i d e", "k i l l"). Shorter runs are left alone: "i m a" is more likely words.
+_SPELLED = re.compile(r"\b[a-z](?: [a-z]\b){3,}")
+_NOT_WORD = re.compile(r"[^a-z0-9\s]")
 
 
 def fold(text: str) -> str:
-    """Lower-case ASCII-ish text: typographic quotes and dashes made plain, accents removed."""
+    """Lower-case ASCII-ish text: typographic quotes and dashes made plain, accents removed.
+
+    Characters without an ASCII form (emoji) are kept, so callers can still look for them.
+    """
+    if text.isascii():  # the common case: nothing to decompose
+        return text.translate(_TYPOGRAPHY).lower()
     text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -59,29 +81,48 @@ def squeeze_elongations(text: str) -> str:
 
 
 def unleet(text: str) -> str:
-    """Undo leetspeak inside words that mix letters and digits ("k1ll mys3lf" -> "kill myself")."""
+    """Undo leetspeak inside words ("k1ll mys3lf" -> "kill myself", "$uicidal" -> "suicidal").
+
+    Numbers with units or counts ("800mg", "5kms", "x10", "3am") and trailing punctuation
+    ("help!") are left as they are: only tokens that read as a word spelled with symbols change.
+    """
 
     def fix(match: re.Match[str]) -> str:
         word = match.group(0)
-        if any(ch.isalpha() for ch in word) and any(not ch.isalpha() for ch in word):
-            return word.translate(_LEET)
+        core = word.rstrip("!")
+        tail = word[len(core) :]
+        if not any(ch.isalpha() for ch in core):
+            return word
+        if _LEET_INSIDE.search(core) or _LEET_LEAD.fullmatch(core) or _LEET_TAIL.fullmatch(core):
+            return core.translate(_LEET) + tail
         return word
 
-    return _LEET_TOKEN.sub(fix, text)
+    return _LEET_RUN.sub(fix, text)
+
+
+def join_spelled_out(text: str) -> str:
+    """Join runs of four or more single letters ("s u i c i d e" -> "suicide").
+
+    Expects text whose punctuation has already become spaces, as inside `normalise`.
+    """
+    return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), text)
 
 
 def normalise(text: str) -> str:
     """The canonical form both matchers work on.
 
     Lower case, plain quotes, no apostrophes ("don't" -> "dont"), elongations squeezed,
-    leetspeak undone inside words, punctuation turned into single spaces.
+    leetspeak undone inside words, punctuation turned into single spaces, spelled-out letters
+    joined. The result contains only a-z, 0-9 and single spaces, without leading or trailing
+    space.
     """
     text = fold(text)
     text = text.replace("'", "")
     text = unleet(text)
-    text = squeeze_elongations(text)
-    text = re.sub(r"[^a-z0-9\s]", " ", text)
-    return _SPACES.sub(" ", text).strip()
+    text = _NOT_WORD.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    # Squeeze after joining, so "s o o o" and "sooo" end the same and a second pass is a no-op.
+    return squeeze_elongations(join_spelled_out(text))
 
 
 def tokens(text: str) -> list[str]:

@@ -1,0 +1,393 @@
+"""Crisis detection: the labelled dev set row by row, then the behaviours that matter most
+(negation, obfuscation, emoji, idioms, panic, third parties, levels) one by one."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import safety
+from bot.safety import CATEGORIES, IMMINENT, POSSIBLE, CrisisAssessment, assess
+
+DATA = Path(__file__).parent / "data"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (DATA / name).open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+DEV = _rows("crisis_cases.tsv")
+HOLDOUT = _rows("crisis_holdout.tsv")
+
+
+def _gold(note: str) -> tuple[str | None, str | None]:
+    """The note's leading "category[/level]:" for crisis rows, e.g. "suicide/imminent: direct"."""
+    head = note.split(":", 1)[0].strip()
+    category, _, level = head.partition("/")
+    return (category if category in CATEGORIES else None), (level or None)
+
+
+def _param(row: dict[str, str]) -> object:
+    marks = [pytest.mark.xfail(strict=True, reason="known_miss")] if "known_miss" in row["note"] else []
+    return pytest.param(row, id=row["text"][:60], marks=marks)
+
+
+# --------------------------------------------------------------------------------------------
+# The data files themselves
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows, minimum", [(DEV, 220), (HOLDOUT, 60)], ids=["dev", "holdout"])
+def test_labelled_sets_are_big_enough_and_well_formed(rows: list[dict[str, str]], minimum: int) -> None:
+    assert len(rows) >= minimum
+    assert {r["label"] for r in rows} == {"crisis", "not_crisis"}
+    assert all(r["text"].strip() and r["note"].strip() for r in rows)
+    texts = [r["text"] for r in rows]
+    assert len(set(texts)) == len(texts), "duplicate texts"
+
+
+def test_dev_set_balance_and_category_coverage() -> None:
+    crisis = [r for r in DEV if r["label"] == "crisis"]
+    assert len(crisis) >= 110
+    assert len(DEV) - len(crisis) >= 110
+    assert {_gold(r["note"])[0] for r in crisis} == set(CATEGORIES)
+    assert not [r for r in crisis if "known_miss" in r["note"]], "keep known misses of crisis rows at zero"
+
+
+def test_holdout_does_not_overlap_the_dev_set() -> None:
+    assert not {r["text"] for r in DEV} & {r["text"] for r in HOLDOUT}
+
+
+# --------------------------------------------------------------------------------------------
+# Every dev row
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", [_param(r) for r in DEV])
+def test_dev_case(row: dict[str, str]) -> None:
+    result = assess(row["text"])
+    if row["label"] == "not_crisis":
+        assert result == safety.NOT_CRISIS, result.reasons
+        return
+    assert result.is_crisis, row["note"]
+    category, level = _gold(row["note"])
+    if category:
+        assert category in result.categories, (result.categories, result.reasons)
+    if level:
+        assert result.level == level, result.reasons
+
+
+# --------------------------------------------------------------------------------------------
+# Invariants
+# --------------------------------------------------------------------------------------------
+
+
+def _check_invariants(result: CrisisAssessment) -> None:
+    assert result.is_crisis == (result.level is not None)
+    assert result.level in (None, IMMINENT, POSSIBLE)
+    assert set(result.categories) <= set(CATEGORIES)
+    assert list(result.categories) == sorted(result.categories, key=CATEGORIES.index)
+    assert bool(result.categories) == result.is_crisis == bool(result.reasons)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_assess_never_raises_and_keeps_its_invariants(text: str) -> None:
+    _check_invariants(assess(text))
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "?!", "\u200b", "😀", "x" * 5000, "кто ты", "a\x00b"])
+def test_odd_inputs_are_not_crisis(text: str) -> None:
+    assert assess(text) == safety.NOT_CRISIS
+
+
+def test_reasons_name_rules_not_the_message() -> None:
+    text = "honestly i just want to kill myself tonight, bye everyone"
+    result = assess(text)
+    assert result.level == IMMINENT
+    for reason in result.reasons:
+        assert reason.split(".")[0] in CATEGORIES + ("emoji", "medical", "overdose")
+        assert "honestly" not in reason and "tonight" not in reason and " " not in reason
+
+
+def test_same_text_same_answer() -> None:
+    assert assess("i want to die") == assess("i want to die")
+
+
+# --------------------------------------------------------------------------------------------
+# Negation
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im not suicidal, just exhausted",
+        "id never hurt myself",
+        "I would never kill myself",
+        "i'm not going to hurt myself i promise",
+        "no thoughts of suicide today",
+        "i dont want to die",
+        "not going to do anything stupid",
+        "i'm not a burden",
+    ],
+)
+def test_a_negated_weak_statement_is_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im not suicidal but i dont want to wake up tomorrow",
+        "i would never kill myself but i wish i was dead",
+        "not suicidal. took 20 tylenol",
+        "im not going to do anything but i have the pills ready",
+        "i dont want to die but i dont want to live either",
+    ],
+)
+def test_a_negation_never_cancels_a_strong_signal(text: str) -> None:
+    assert assess(text).is_crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i cant stop thinking about killing myself",  # "cant stop" is no negation of the thought
+        "no i want to die",  # "no" answering a question, not negating the phrase
+        "not that i want to die or anything",  # a hedge
+        "nobody would care if i killed myself",
+    ],
+)
+def test_negation_scope_does_not_reach_past_other_words(text: str) -> None:
+    assert assess(text).is_crisis
+
+
+# --------------------------------------------------------------------------------------------
+# Obfuscation: typos, apostrophes, leetspeak, separators, elongation, algospeak
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i want to kil myself",
+        "thinking about suicde",
+        "i feel sucidal",
+        "sucide",
+        "i want to killmyself",
+        "i want to kill myslef",
+        "I don’t want to live anymore",
+        "k1ll mys3lf",
+        "su1c1de",
+        "s.u.i.c.i.d.e",
+        "s-u-i-c-i-d-e",
+        "S U I C I D E",
+        "i want to dieeeeee",
+        "i want to d1e",
+        "unalive myself",
+        "sewerslide",
+        "thinking about self-delete",
+        "kms",
+        "$uicidal",
+        "k*ll myself",
+        "su!c!de",
+        "i think i od’d",
+    ],
+)
+def test_obfuscated_wording_is_still_caught(text: str) -> None:
+    assert assess(text).is_crisis, safety.canonical(text)
+
+
+@pytest.mark.parametrize("text", ["walked 5 kms", "it's 3 kms away", "like 10 kms from here", "a few kms"])
+def test_kms_as_a_distance_is_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis
+
+
+@pytest.mark.parametrize("text", ["kms", "i wanna kms", "kms fr", "gonna kms tonight"])
+def test_kms_otherwise_means_kill_myself(text: str) -> None:
+    result = assess(text)
+    assert result.is_crisis and "suicide" in result.categories
+
+
+def test_typo_repair_does_not_invent_key_words() -> None:
+    # Near misses of key words that are real words must stay as they are.
+    for word in ("skill", "will", "fill", "nose", "overdone", "overdue", "sizing", "withdraw", "shed"):
+        assert safety.canonical(word) == word
+    assert not assess("the steak was overdone").is_crisis
+    assert not assess("i need a new skill").is_crisis
+
+
+# --------------------------------------------------------------------------------------------
+# Emoji (decisions in the bot.safety docstring)
+# --------------------------------------------------------------------------------------------
+
+
+def test_two_pill_emoji_are_imminent() -> None:
+    result = assess("\U0001f48a\U0001f48a")
+    assert result.level == IMMINENT and "overdose" in result.categories
+
+
+@pytest.mark.parametrize("text", ["im done \U0001f48a", "goodbye \U0001f48a", "\U0001f48a"])
+def test_one_pill_emoji_counts_with_distress_or_alone(text: str) -> None:
+    assert assess(text).is_crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "took my meds \U0001f48a",
+        "picked up my refill \U0001f48a\U0001f48a",
+        "making tacos \U0001f52a\U0001f951",
+        "im dead \u26b0\ufe0f\U0001f602",
+        "omg \U0001f480\U0001f480",
+        "range day \U0001f52b",
+    ],
+)
+def test_emoji_in_ordinary_contexts_are_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis
+
+
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("\U0001f52b cant do this anymore", "suicide"),
+        ("ready to go \u26b0\ufe0f", "suicide"),
+        ("\U0001faa6 soon", "suicide"),
+        ("\U0001f52a my arm again", "self_harm"),
+        ("\U0001f52b\u26b0\ufe0f", "suicide"),
+    ],
+)
+def test_weapon_and_death_emoji_with_a_cue(text: str, category: str) -> None:
+    result = assess(text)
+    assert result.is_crisis and category in result.categories
+
+
+# --------------------------------------------------------------------------------------------
+# Idioms and panic
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this homework is killing me",
+        "killing it at work",
+        "dying to see you",
+        "my phone died",
+        "dead tired",
+        "im dead lol",
+        "could murder a burger",
+        "kill the lights",
+        "killed a spider",
+        "the battery is dead",
+        "drop dead gorgeous",
+        "i could just die of embarrassment",
+        "overdosed on coffee lol",
+        "that song about suicide",
+        "suicide squad was mid",
+        "my mom is gonna kill me when she sees my grades",
+        "he hit me up yesterday",
+        "they cut my hours again",
+        "i want to end things with him",
+        "bought a jump rope",
+        "i want to stop drinking",
+    ],
+)
+def test_idioms_are_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis, assess(text).reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "feel like im dying",
+        "i think im dying my heart is racing",
+        "cant breathe",
+        "i feel like im going to die",
+        "feels like a heart attack but its my anxiety",
+        "chest is tight and im panicking",
+    ],
+)
+def test_panic_wording_is_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "chest pain and cant breathe",
+        "chest pain and cant breathe and my arm hurts",
+        "my chest hurts and i feel like im going to pass out",
+    ],
+)
+def test_chest_pain_with_red_flags_is_medical(text: str) -> None:
+    result = assess(text)
+    assert result.level == IMMINENT and "medical" in result.categories
+
+
+# --------------------------------------------------------------------------------------------
+# Levels, past, laughter, people
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, level",
+    [
+        ("i want to kill myself", IMMINENT),
+        ("took 20 tylenol", IMMINENT),
+        ("i cut again", IMMINENT),
+        ("my partner hit me", IMMINENT),
+        ("going to kill him", IMMINENT),
+        ("everyone would be better off without me", POSSIBLE),
+        ("urge to cut is bad", POSSIBLE),
+        ("i used to think about suicide", POSSIBLE),
+        ("i used to cut in high school", POSSIBLE),
+        ("i want to kill myself lol", POSSIBLE),
+    ],
+)
+def test_levels(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+def test_past_lowers_but_never_cancels() -> None:
+    result = assess("i attempted suicide years ago")
+    assert result.is_crisis and result.level == POSSIBLE
+    assert any("~past" in reason for reason in result.reasons)
+
+
+def test_someone_elses_thoughts_are_third_party_alone() -> None:
+    for text in ("my friend wants to kill herself", "she told me she wants to die", "my son is suicidal"):
+        result = assess(text)
+        assert result.categories == ("third_party",), (text, result)
+        assert result.level == POSSIBLE
+
+
+def test_someone_elses_physical_danger_keeps_its_category_and_urgency() -> None:
+    result = assess("my friend isnt breathing after she used")
+    assert result.level == IMMINENT
+    assert result.categories == ("medical", "third_party")
+
+
+def test_the_texter_at_risk_is_not_reported_as_third_party() -> None:
+    result = assess("my mom says im suicidal")
+    assert result.categories == ("suicide",)
+
+
+def test_threats_from_others_are_abuse_and_threats_to_others_are_harm() -> None:
+    assert assess("he said he will kill me").categories == ("abuse",)
+    assert assess("im going to hurt my mom").categories == ("harm_to_others",)
+    assert assess("if he does it again ill do something i regret").categories == ("harm_to_others",)
+    assert assess("im scared ill do something stupid").categories == ("suicide",)
+
+
+def test_pill_counts_below_a_normal_dose_are_not_overdose() -> None:
+    assert not assess("took 2 tylenol for my headache").is_crisis
+    assert assess("took 12 tylenol").level == IMMINENT
+    assert not assess("i take a lot of meds for my bipolar").is_crisis
+    assert assess("i took a lot of my meds").is_crisis
