@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -196,7 +197,7 @@ def _handle_crisis(
     urgent = {"overdose", "medical", "harm_to_others"} & set(assessment.categories)
     if urgent or assessment.level == "imminent":
         out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
-    if "third_party" in assessment.categories and len(assessment.categories) == 1:
+    if "third_party" in assessment.categories:
         out.replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
     else:
         key = "crisis_reply" if participant is not None else "crisis_reply_unknown"
@@ -705,21 +706,33 @@ def skill_history(session: Session, participant_id: int) -> SkillHistory:
             .limit(5)
         )
     )
-    gain = func.avg(ExerciseSession.rating_before - ExerciseSession.rating_after)
-    rated = (ExerciseSession.rating_before.is_not(None), ExerciseSession.rating_after.is_not(None))
     own_rows = session.execute(
-        select(ExerciseSession.skill_id, gain)
-        .where(ExerciseSession.participant_id == participant_id, *rated)
+        select(ExerciseSession.skill_id, _GAIN).where(ExerciseSession.participant_id == participant_id, *_RATED)
         .group_by(ExerciseSession.skill_id)
     )
-    all_rows = session.execute(select(ExerciseSession.skill_id, gain).where(*rated).group_by(ExerciseSession.skill_id))
-    own = {skill_id: value for skill_id, value in own_rows}
-    everyone = {skill_id: value for skill_id, value in all_rows}
     return SkillHistory(
         recent=recent,
-        own_gain={k: float(v) for k, v in own.items()},
-        global_gain={k: float(v) for k, v in everyone.items()},
+        own_gain={skill_id: float(value) for skill_id, value in own_rows},
+        global_gain=_global_gains(session),
     )
+
+
+_GAIN = func.avg(ExerciseSession.rating_before - ExerciseSession.rating_after)
+_RATED = (ExerciseSession.rating_before.is_not(None), ExerciseSession.rating_after.is_not(None))
+_GLOBAL_TTL_SECONDS = 300.0
+_global_cache: dict[int, tuple[float, dict[str, float]]] = {}
+
+
+def _global_gains(session: Session) -> dict[str, float]:
+    """Mean rating drop per skill across everyone; an aggregate over all sessions, so cached a while."""
+    key = id(session.get_bind())
+    cached = _global_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    rows = session.execute(select(ExerciseSession.skill_id, _GAIN).where(*_RATED).group_by(ExerciseSession.skill_id))
+    gains = {skill_id: float(value) for skill_id, value in rows}
+    _global_cache[key] = (time.monotonic() + _GLOBAL_TTL_SECONDS, gains)
+    return gains
 
 
 def _msg(ctx: Context, key: str, **values: Any) -> str:

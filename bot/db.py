@@ -9,6 +9,9 @@ with SELECT ... FOR UPDATE and outbox rows are claimed with SKIP LOCKED.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +54,37 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _WriterLock:
+    """Serialises SQLite write transactions across threads and processes with flock.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so two gunicorn workers waiting
+    on each other spend most of their time asleep. A blocking flock wakes the next writer the
+    moment the previous one commits. Each thread opens its own descriptor (flock locks belong to
+    the open file description, so threads sharing one would not exclude each other).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        fd = getattr(self._local, "fd", None)
+        if fd is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._local.fd = fd
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+            if self._local.depth == 0:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class Database:
     """The engine and a session factory; lives on the Flask app as extensions["db"]."""
 
@@ -58,6 +92,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **options)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self._writer_lock = _WriterLock(database + ".lock") if database and database != ":memory:" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -66,7 +102,11 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
-        with self.sessions() as session, session.begin():
+        if self._writer_lock is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        with self._writer_lock.held(), self.sessions() as session, session.begin():
             yield session
 
     def run(self, work: Callable[[Session], T], *, attempts: int = 4) -> T:

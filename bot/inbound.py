@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,10 @@ from .sms import SmsSender, mask_phone
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1600  # Twilio's limit; anything longer is truncated before storage
+
+
+class _Duplicate(Exception):
+    """This MessageSid was handled before."""
 
 
 @dataclass
@@ -41,27 +45,29 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
 
     def work(session: Session) -> Received:
         participant = _lock_participant(session, db, sms.phone)
-        if session.scalar(select(Message.id).where(Message.twilio_sid == sms.sid)) is not None:
-            return Received(duplicate=True)
-        inbound = Message(
-            participant_id=participant.id if participant else None, direction="in", phone=sms.phone,
-            body=sms.body, kind="inbound", twilio_sid=sms.sid, status="received", created_at=now,
-        )
-        session.add(inbound)
-        session.flush()
+        participant_id = participant.id if participant else None
+        session.add(Message(participant_id=participant_id, direction="in", phone=sms.phone, body=sms.body,
+                            kind="inbound", twilio_sid=sms.sid, status="received", created_at=now))
+        try:
+            session.flush()  # the unique MessageSid makes a redelivery fail here
+        except IntegrityError:
+            raise _Duplicate() from None
         outcome = conversation.handle(session, make_context(now), participant, sms)
-        for text in outcome.replies:
-            session.add(Message(participant_id=participant.id if participant else None, direction="out",
-                                phone=sms.phone, body=text, kind="reply", status="replied", created_at=now))
+        if outcome.replies:
+            session.execute(insert(Message), [
+                {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,
+                 "kind": "reply", "status": "replied", "created_at": now}
+                for text in outcome.replies
+            ])
         return Received(replies=outcome.replies, outbox_ids=outcome.outbox_ids)
 
     try:
         result = db.run(work)
-    except IntegrityError:
-        # A concurrent delivery of the same MessageSid won the race: this one is the duplicate.
+    except (_Duplicate, IntegrityError):
+        # Twilio delivered this MessageSid before (or concurrently, and the other won the race).
+        log.info("inbound %s from %s: duplicate delivery ignored", sms.sid[-6:], mask_phone(sms.phone))
         return Received(duplicate=True)
-    log.info("inbound %s from %s: %d replies%s", sms.sid[-6:], mask_phone(sms.phone), len(result.replies),
-             " (duplicate)" if result.duplicate else "")
+    log.info("inbound %s from %s: %d replies", sms.sid[-6:], mask_phone(sms.phone), len(result.replies))
     return result
 
 
