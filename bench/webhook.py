@@ -65,7 +65,7 @@ def prepare_database(url: str, participants: int) -> list[str]:
     phones = [f"+1555{7000000 + i:07d}" for i in range(participants)]
 
     def work(session):  # type: ignore[no-untyped-def]
-        counselor = create_counselor(session, email="bench@clinic.example", name="Bench", phone="+15551110000",
+        counselor = create_counselor(session, email="bench@clinic.example", name="Bench", phone="+12025550100",
                                      password="bench-password", region="US")
         session.add_all([Participant(phone=p, name=f"P{i}", counselor_id=counselor.id, status="active")
                          for i, p in enumerate(phones)])

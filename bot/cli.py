@@ -17,7 +17,7 @@ from . import crises, inbound
 from .config import ROOT
 from .conversation import InboundSms
 from .enrollment import EnrollmentError, EnrollmentRequest, create_counselor, enroll, normalise_phone
-from .models import Counselor, Participant, SafetyPlan
+from .models import Counselor, Outbox, Participant, SafetyPlan
 from .skills import check_library, export_library
 from .sms import mask_phone
 
@@ -284,10 +284,12 @@ def seed_demo_data(app: Flask) -> str | None:
             return None
         counselor = create_counselor(session, email=DEMO_COUNSELOR, name="Demo Counselor", phone="+12025550100",
                                      password="demo-password-123", region="US")
-        participant, _ = enroll(session, library, EnrollmentRequest(
+        participant, invitation_id = enroll(session, library, EnrollmentRequest(
             phone=DEMO_PARTICIPANT, counselor_email=counselor.email, name="Demo Participant",
             timezone="America/New_York", nudge_time="10:00"), now=now, region="US",
             program_name=app.config["PROGRAM_NAME"], actor="seed")
+        # The demo participant starts consented, so the invitation is not sent.
+        session.get(Outbox, invitation_id).status = "cancelled"
         participant.status = "active"
         participant.consent_at = now
         participant.consent_method = "demo seed"

@@ -82,7 +82,9 @@ _COMMAND_ALIASES = {
     "safety plan": "plan",
     "my safety plan": "plan",
 }
-_RATING = re.compile(r"^(?:i ?m |im |its |it s |about |like |maybe |a |an |uh |um )*(10|[0-9])(?: ?(?:out of |of )?10)?$")
+_RATING = re.compile(
+    r"^(?:i ?m |im |its |it s |about |like |maybe |a |an |uh |um )*(10|[0-9])(?: ?(?:out of |of )?10)?$"
+)
 
 
 @dataclass(frozen=True)

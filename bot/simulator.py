@@ -30,7 +30,8 @@ def _only_when_enabled() -> None:
 def page() -> str:
     db = current_app.extensions["db"]
     with db.session() as session:
-        people = [(p.phone, p.name or "", p.status) for p in session.scalars(select(Participant).order_by(Participant.id))]
+        rows = session.scalars(select(Participant).order_by(Participant.id))
+        people = [(p.phone, p.name or "", p.status) for p in rows]
     return render_template("simulator.html", people=people)
 
 

@@ -126,5 +126,6 @@ class FakeTwilio:
             "sid": sid, "account_sid": self.account_sid, "to": to, "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"), "body": form.get("Body", ""),
             "status": "queued", "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
-            "date_created": "Fri, 27 Nov 2026 10:00:00 +0000", "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+            "date_created": "Fri, 27 Nov 2026 10:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }

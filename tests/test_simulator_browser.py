@@ -76,7 +76,8 @@ def test_production_never_enables_the_simulator() -> None:
     from bot.config import ConfigError, finalise
 
     config: dict[str, Any] = {"BOT_ENV": "production", "SIMULATOR_ENABLED": True, "SECRET_KEY": "k",
-                              "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15005550006"}
+                              "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+                              "TWILIO_FROM_NUMBER": "+15005550006"}
     finalise(config)
     assert config["SIMULATOR_ENABLED"] is False
     with pytest.raises(ConfigError):
