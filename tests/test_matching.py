@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from bot import safety
+from bot.skills import load_library
 from bot.matching import NONE, STATES, Matcher, SkillHistory, StateMatch
 
 DATA = Path(__file__).parent / "data"
@@ -376,18 +377,18 @@ def test_dev_accuracy_floor_lexicon_only() -> None:
 
 
 def test_dev_accuracy_floor_with_the_real_library() -> None:
-    skills = pytest.importorskip("bot.skills", reason="bot.skills not importable yet")
-    try:
-        library = skills.load_library(Path(__file__).parents[1] / "skills_library")
-    except Exception as exc:  # the library content is another helper's work in progress
-        pytest.skip(f"skills_library does not load yet: {exc.__class__.__name__}")
+    library = load_library(Path(__file__).parents[1] / "skills_library")
     assert accuracy(Matcher(library), read_rows("states_dev.tsv")) >= 0.92
 
 
-def test_no_ordinary_dev_text_is_a_crisis() -> None:
-    try:
-        safety = importlib.import_module("bot.safety")
-    except ImportError as exc:
-        pytest.skip(f"bot.safety is not there yet ({exc})")
-    flagged = [text for text, _ in read_rows("states_dev.tsv") if safety.assess(text).is_crisis]
+def test_no_ordinary_distress_text_is_a_crisis() -> None:
+    flagged = [text for name in ("states_dev.tsv", "states_holdout.tsv") for text, _ in read_rows(name)
+               if safety.assess(text).is_crisis]
     assert flagged == []
+
+
+def test_no_crisis_text_is_treated_as_ordinary_distress() -> None:
+    """Crisis detection runs before matching, so every labelled crisis text must be caught there."""
+    rows = [line.split("\t") for line in (DATA / "crisis_cases.tsv").read_text().splitlines()[1:] if line.strip()]
+    missed = [r[0] for r in rows if r[1] == "crisis" and not safety.assess(r[0]).is_crisis]
+    assert missed == []
