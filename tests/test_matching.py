@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot import safety
-from bot.skills import load_library
 from bot.matching import NONE, STATES, Matcher, SkillHistory, StateMatch
+from bot.skills import load_library
 
 DATA = Path(__file__).parent / "data"
 
