@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1600  # Twilio's limit; anything longer is truncated before storage
 
 
-class _Duplicate(Exception):
-    """This MessageSid was handled before."""
-
-
 @dataclass
 class Received:
     replies: list[str] = field(default_factory=list)
@@ -46,12 +42,10 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
     def work(session: Session) -> Received:
         participant = _lock_participant(session, db, sms.phone)
         participant_id = participant.id if participant else None
+        # A redelivered MessageSid violates the unique key when this transaction commits, and
+        # everything it did is rolled back; the first delivery's reply stands.
         session.add(Message(participant_id=participant_id, direction="in", phone=sms.phone, body=sms.body,
                             kind="inbound", twilio_sid=sms.sid, status="received", created_at=now))
-        try:
-            session.flush()  # the unique MessageSid makes a redelivery fail here
-        except IntegrityError:
-            raise _Duplicate() from None
         outcome = conversation.handle(session, make_context(now), participant, sms)
         if outcome.replies:
             session.execute(insert(Message), [
@@ -63,7 +57,7 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
 
     try:
         result = db.run(work)
-    except (_Duplicate, IntegrityError):
+    except IntegrityError:
         # Twilio delivered this MessageSid before (or concurrently, and the other won the race).
         log.info("inbound %s from %s: duplicate delivery ignored", sms.sid[-6:], mask_phone(sms.phone))
         return Received(duplicate=True)
