@@ -54,6 +54,7 @@ _REVOCATION = re.compile(
     r"( list| texts| program| messages| service)?( please| thanks| now)?$"
     r"|^(i )?(want|would like|wanna) to (unsubscribe|opt out)( please)?$"
     r"|^opt (me )?out( please)?$"
+    r"|^(please )?(stop|unsubscribe|cancel)( it)?( now| please| thanks| thank you)*$"
     r"|^(i )?(dont|do not) want (any more |anymore |these |your )?(texts|messages)( any ?more)?( please)?$"
 )
 
