@@ -188,7 +188,10 @@ def test_us_short_codes_appear_only_in_the_us_file(library: Library) -> None:
 
 
 def write_messages(root: Path, messages: dict[str, Any]) -> None:
-    (root / "messages.yaml").write_text(yaml.safe_dump(messages, sort_keys=False), encoding="utf-8")
+    """Add (or replace) messages in the copy; the shipped ones stay, so required keys are present."""
+    path = root / "messages.yaml"
+    merged = {**yaml.safe_load(path.read_text(encoding="utf-8")), **messages}
+    path.write_text(yaml.safe_dump(merged, sort_keys=False, width=1000), encoding="utf-8")
 
 
 def test_message_fills_placeholders_and_rotates_variants(copy: Path) -> None:
