@@ -125,26 +125,31 @@ def handle(session: Session, ctx: Context, participant: Participant | None, sms:
     if participant is None:
         out.replies.append(_msg(ctx, "unknown_number"))
         return out
-
+    _respond(session, ctx, participant, sms, out)
+    # Set last, so these changes join the other participant changes in one UPDATE at commit.
     participant.last_inbound_at = ctx.now
-    participant.ignored_nudges = 0
+    if participant.ignored_nudges:
+        participant.ignored_nudges = 0  # any reply restores the normal nudge rhythm
+    return out
+
+
+def _respond(session: Session, ctx: Context, participant: Participant, sms: InboundSms, out: Outcome) -> None:
     if _handle_compliance(session, ctx, participant, sms, out):
-        return out
+        return
     if participant.status != ACTIVE:
         if participant.status == INVITED:
             out.replies.append(_msg(ctx, "consent_reminder"))
         # Opted-out and discharged participants get nothing but the opt-out confirmation.
-        return out
+        return
     if participant.conv_state == "crisis_followup":
         participant.conv_state = "idle"
         if not _parse_command(sms.body):
             out.replies.append(_msg(ctx, "crisis_followup"))
-            return out
+            return
     if sms.num_media and not sms.body.strip():
         out.replies.append(_msg(ctx, "media_only"))
-        return out
+        return
     _Dialogue(session, ctx, participant, out).respond(sms.body)
-    return out
 
 
 # --- crisis ---------------------------------------------------------------------------------------
