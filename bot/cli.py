@@ -108,7 +108,7 @@ def enroll_command(phone: str, counselor_email: str, name: str | None, timezone:
         )
     except EnrollmentError as exc:
         _fail(str(exc))
-    inbound.deliver_now(services["db"], services["sms_sender"], [outbox_id], services["clock"]())
+    inbound.deliver_now(current_app, [outbox_id])
     click.echo(f"enrolled {participant.phone} (invited); consent invitation sent")
 
 
@@ -134,7 +134,7 @@ def chat(phone: str) -> None:
             phone=phone, body=text, sid="CLI" + uuid.uuid4().hex), now)
         for reply in received.replies:
             click.echo(f"bot> {reply}")
-        inbound.deliver_now(services["db"], services["sms_sender"], received.outbox_ids, services["clock"]())
+        inbound.deliver_now(current_app, received.outbox_ids)
 
 
 crisis_group = AppGroup("crisis", help="Crisis events (until the dashboard exists).")

@@ -35,6 +35,9 @@ ENV_NAMES = (
     "CRISIS_BACKUP_PHONE",
     "TWILIO_TIMEOUT_SECONDS",
     "LOG_LEVEL",
+    "CHECKIN_WEEKDAY",
+    "DELIVERY_THREADS",
+    "TICK_DELIVERY_BUDGET_SECONDS",
 )
 
 _INT_KEYS = {
@@ -42,8 +45,10 @@ _INT_KEYS = {
     "NUDGE_LATE_WINDOW_MINUTES",
     "CRISIS_REALERT_MINUTES",
     "TWILIO_TIMEOUT_SECONDS",
+    "CHECKIN_WEEKDAY",
+    "DELIVERY_THREADS",
 }
-_FLOAT_KEYS = {"SEND_RATE_PER_SECOND"}
+_FLOAT_KEYS = {"SEND_RATE_PER_SECOND", "TICK_DELIVERY_BUDGET_SECONDS"}
 _BOOL_KEYS = {"SIMULATOR_ENABLED"}
 
 
@@ -71,6 +76,9 @@ def defaults() -> dict[str, Any]:
         "CRISIS_REALERT_MINUTES": 15,
         "CRISIS_BACKUP_PHONE": None,
         "LOG_LEVEL": "INFO",
+        "CHECKIN_WEEKDAY": 6,  # Sunday's nudge is a mood check-in; -1 turns check-ins off
+        "DELIVERY_THREADS": 32,
+        "TICK_DELIVERY_BUDGET_SECONDS": 45.0,
         # The local all-in-one process (README run command) seeds demo data into an empty DB.
         "SEED_DEMO": False,
         "WTF_CSRF_TIME_LIMIT": None,

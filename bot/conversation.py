@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox, safety
@@ -545,6 +545,12 @@ class _Dialogue:
         self._start(skill, state=(skill.helps_with or ["none"])[0], source="menu")
 
     def _start(self, skill: Any, *, state: str, source: str, tried: list[str] | None = None) -> None:
+        # A nudge may have replaced a stale exercise's state: close whatever is still open.
+        self.session.execute(
+            update(ExerciseSession)
+            .where(ExerciseSession.participant_id == self.p.id, ExerciseSession.status == "active")
+            .values(status="abandoned", completed_at=self.ctx.now)
+        )
         running = ExerciseSession(
             participant_id=self.p.id, skill_id=skill.id, distress_state=state, source=source,
             status="active", step_index=0, started_at=self.ctx.now,
@@ -661,7 +667,10 @@ class _Dialogue:
 
     def _mark_nudge_replied(self) -> None:
         nudge = self.session.scalar(
-            select(NudgeLog).where(NudgeLog.participant_id == self.p.id).order_by(NudgeLog.planned_at.desc()).limit(1)
+            select(NudgeLog)
+            .where(NudgeLog.participant_id == self.p.id, NudgeLog.content.in_(("practice", "checkin")))
+            .order_by(NudgeLog.planned_at.desc())
+            .limit(1)
         )
         if nudge is not None and nudge.replied_at is None:
             nudge.replied_at = self.ctx.now

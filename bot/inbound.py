@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,7 @@ from . import conversation, outbox, safety
 from .conversation import Context, InboundSms
 from .db import Database
 from .models import Message, Participant
-from .sms import SmsSender, mask_phone
+from .sms import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,21 @@ def fallback_replies(library: object, crisis_country: str, body: str) -> list[st
     return [library.message("error_generic", emergency=resources.emergency)]  # type: ignore[attr-defined]
 
 
-def deliver_now(db: Database, sender: SmsSender, ids: list[int], now: datetime) -> None:
-    """Send outbox rows right after the commit that created them (alerts must not wait a tick)."""
+def deliver_now(app: Any, ids: list[int]) -> None:
+    """Send outbox rows right after the commit that created them (alerts must not wait a tick).
+
+    `app` is the Flask app (its extensions and config); failures leave the rows pending for the
+    scheduler's tick, which retries them.
+    """
     if not ids:
         return
+    services, config = app.extensions, app.config
+    base = config.get("PUBLIC_BASE_URL")
     try:
-        outbox.deliver(db, sender, now, ids=ids)
-    except Exception:  # the rows stay pending; the scheduler's tick delivers them
+        outbox.deliver(
+            services["db"], services["sms_sender"], services["clock"](), ids=ids,
+            notifier=outbox.Notifier(services["library"], config.get("PROGRAM_NAME") or "IOP Coping Skills"),
+            status_callback=f"{str(base).rstrip('/')}/sms/status" if base else None,
+        )
+    except Exception:
         log.exception("immediate outbox delivery failed; rows left for the tick")

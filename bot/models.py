@@ -218,7 +218,7 @@ class NudgeLog(Base):
     kind: Mapped[str] = mapped_column(String(16), default="daily")
     content: Mapped[str] = mapped_column(String(16), default="practice")  # practice | checkin | skipped
     skill_id: Mapped[str | None] = mapped_column(String(64))
-    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), index=True)
     planned_at: Mapped[datetime] = mapped_column(default=utcnow)
     replied_at: Mapped[datetime | None]
 

@@ -47,7 +47,7 @@ def send() -> Any:
     now = services["clock"]()
     sms = InboundSms(phone=phone, body=text, sid="SIM" + uuid.uuid4().hex)
     received = inbound.receive(services["db"], services["make_context"], sms, now)
-    inbound.deliver_now(services["db"], services["sms_sender"], received.outbox_ids, services["clock"]())
+    inbound.deliver_now(current_app, received.outbox_ids)
     return jsonify(replies=received.replies)
 
 

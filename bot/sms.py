@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 log = logging.getLogger(__name__)
+
+# Environment variables requests honours only when trust_env is on.
+_REQUESTS_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 # Twilio error codes (REFERENCE.md, "Outbound").
 UNSUBSCRIBED = 21610
@@ -80,9 +85,14 @@ class TwilioSender:
         self._from = from_number
         self._service = messaging_service_sid
         self._local = threading.local()
-        self._factory = lambda: Client(
-            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout, pool_connections=True)
-        )
+        def make_client() -> Any:
+            http = TwilioHttpClient(timeout=timeout, pool_connections=True)
+            if http.session is not None and not any(os.environ.get(k) for k in _REQUESTS_ENV):
+                # requests re-reads proxy settings from the environment on every call (~0.35 ms)
+                http.session.trust_env = False
+            return Client(account_sid, auth_token, http_client=http)
+
+        self._factory = make_client
         self._base_url = base_url.rstrip("/") if base_url else None
 
     def _client(self):  # type: ignore[no-untyped-def]

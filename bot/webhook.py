@@ -90,7 +90,7 @@ def sms() -> Response:
                                               message.body))
     if received.duplicate:
         return twiml()
-    inbound.deliver_now(services["db"], services["sms_sender"], received.outbox_ids, services["clock"]())
+    inbound.deliver_now(current_app, received.outbox_ids)
     return twiml(received.replies)
 
 

@@ -228,7 +228,7 @@ def enroll_participant(app: Any, db: Any, counselor: Any, clock: Clock) -> Any:
             return participant, outbox_id
 
         participant, outbox_id = db.run(work)
-        deliver_now(db, app.extensions["sms_sender"], [outbox_id], clock())  # as `flask enroll` does
+        deliver_now(app, [outbox_id])  # as `flask enroll` does
         return participant
 
     return make
