@@ -106,7 +106,7 @@ class Database:
             with self.sessions() as session, session.begin():
                 yield session
             return
-        with self._writer_lock.held(), self.sessions() as session, session.begin():
+        with self.sessions() as session, self._writer_lock.held(), session.begin():
             yield session
 
     def run(self, work: Callable[[Session], T], *, attempts: int = 4) -> T:

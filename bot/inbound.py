@@ -45,8 +45,9 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
         participant_id = participant.id if participant else None
         # A redelivered MessageSid violates the unique key when this transaction commits, and
         # everything it did is rolled back; the first delivery's reply stands.
-        session.add(Message(participant_id=participant_id, direction="in", phone=sms.phone, body=sms.body,
-                            kind="inbound", twilio_sid=sms.sid, status="received", created_at=now))
+        session.execute(insert(Message).values(
+            participant_id=participant_id, direction="in", phone=sms.phone, body=sms.body, kind="inbound",
+            twilio_sid=sms.sid, status="received", created_at=now))
         outcome = conversation.handle(session, make_context(now), participant, sms)
         if outcome.replies:
             session.execute(insert(Message), [
