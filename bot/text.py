@@ -89,7 +89,9 @@ def unleet(text: str) -> str:
 
     def fix(match: re.Match[str]) -> str:
         word = match.group(0)
-        core = word.rstrip("!")
+        # Trailing symbols are punctuation ("help!", "a0$"): leave them out of the decision, so
+        # that normalising twice gives the same text.
+        core = word.rstrip("!@$")
         tail = word[len(core) :]
         if not any(ch.isalpha() for ch in core):
             return word
@@ -120,7 +122,9 @@ def normalise(text: str) -> str:
     text = text.replace("'", "")
     text = unleet(text)
     text = _NOT_WORD.sub(" ", text)
-    text = _SPACES.sub(" ", text).strip()
+    # Once symbols are gone a token may newly read as leetspeak ("$a0" -> "a0"): undo it now,
+    # so normalising twice gives the same text.
+    text = unleet(_SPACES.sub(" ", text).strip())
     # Squeeze after joining, so "s o o o" and "sooo" end the same and a second pass is a no-op.
     return squeeze_elongations(join_spelled_out(text))
 
