@@ -81,11 +81,15 @@ def counselor_create(email: str, name: str, phone: str, password: str) -> None:
 @click.option("--quiet-end", default="21:00", show_default=True, help="Automated texts allowed until (local).")
 @click.option("--flag", "flags", multiple=True, help="Medical/clearance flag, e.g. heart_condition (repeatable).")
 @click.option("--discreet", is_flag=True, help="Nudges in wording that reveals nothing on a lock screen.")
+@click.option("--days", "nudge_days", default="daily", show_default=True,
+              help="Nudge days: daily, weekdays, mon-fri, mon,wed,fri.")
 @click.option("--admission", type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--discharge", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--aftercare-days", default=0, show_default=True, type=click.IntRange(0, 365),
+              help="Days of nudges after discharge.")
 def enroll_command(phone: str, counselor_email: str, name: str | None, timezone: str, nudge_time: str,
                    quiet_start: str, quiet_end: str, flags: tuple[str, ...], discreet: bool,
-                   admission: Any, discharge: Any) -> None:
+                   nudge_days: str, admission: Any, discharge: Any, aftercare_days: int) -> None:
     """Enroll a participant and text them the consent invitation."""
     services = _services()
     library = services["library"]
@@ -98,7 +102,8 @@ def enroll_command(phone: str, counselor_email: str, name: str | None, timezone:
         phone=phone, counselor_email=counselor_email, name=name, timezone=timezone, nudge_time=nudge_time,
         quiet_start=quiet_start, quiet_end=quiet_end, flags=flags, discreet=discreet,
         admission_date=admission.date() if admission else None,
-        discharge_date=discharge.date() if discharge else None,
+        discharge_date=discharge.date() if discharge else None, aftercare_days=aftercare_days,
+        nudge_days=nudge_days,
     )
     now = services["clock"]()
     try:

@@ -35,6 +35,31 @@ def normalise_phone(raw: str, region: str = "US") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_days(text: str) -> str:
+    """Nudge days as Monday=0 digits from "0123456", "mon,wed,fri", "mon-fri" or "weekdays"."""
+    raw = text.strip().lower().replace(" ", "")
+    aliases = {"daily": "0123456", "every": "0123456", "weekdays": "01234", "weekends": "56"}
+    if raw in aliases:
+        return aliases[raw]
+    if raw.isdigit() and set(raw) <= set("0123456"):
+        return "".join(sorted(set(raw)))
+    days: set[int] = set()
+    for part in filter(None, raw.split(",")):
+        ends = part.split("-")
+        try:
+            first, last = (_DAY_NAMES.index(e[:3]) for e in (ends[0], ends[-1]))
+        except ValueError:
+            raise EnrollmentError(f"{text!r} is not a list of days (e.g. mon-fri or mon,wed,fri)") from None
+        span = range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)]
+        days.update(span)
+    if not days:
+        raise EnrollmentError("at least one nudge day is needed")
+    return "".join(str(d) for d in sorted(days))
+
+
 def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -82,6 +107,8 @@ class EnrollmentRequest:
     discreet: bool = False
     admission_date: date | None = None
     discharge_date: date | None = None
+    aftercare_days: int = 0
+    nudge_days: str = "0123456"
 
 
 def enroll(session: Session, library: Any, request: EnrollmentRequest, *, now: datetime, region: str,
@@ -103,7 +130,8 @@ def enroll(session: Session, library: Any, request: EnrollmentRequest, *, now: d
         phone=phone, name=(request.name or "").strip() or None, counselor_id=counselor.id, status=INVITED,
         timezone=check_zone(request.timezone), nudge_time=nudge_time, quiet_start=quiet_start,
         quiet_end=quiet_end, flags=sorted(set(request.flags)), discreet=request.discreet,
-        admission_date=request.admission_date, discharge_date=request.discharge_date, created_at=now,
+        admission_date=request.admission_date, discharge_date=request.discharge_date,
+        aftercare_days=max(request.aftercare_days, 0), nudge_days=parse_days(request.nudge_days), created_at=now,
     )
     session.add(participant)
     session.flush()

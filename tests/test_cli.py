@@ -43,6 +43,18 @@ def test_enroll_rejects_bad_input_clearly(runner: Any, counselor: Any, db: Any) 
         assert s.scalar(select(Participant)) is None
 
 
+def test_enroll_sets_days_and_program_dates(runner: Any, counselor: Any, db: Any) -> None:
+    result = runner.invoke(args=["enroll", "2025550109", "--counselor", counselor.email, "--days", "mon-wed,fri",
+                                 "--admission", "2026-11-01", "--discharge", "2026-12-15", "--aftercare-days", "30"])
+    assert result.exit_code == 0, result.output
+    with db.session() as s:
+        p = s.scalar(select(Participant))
+        assert (p.nudge_days, str(p.admission_date), str(p.discharge_date), p.aftercare_days) == (
+            "0124", "2026-11-01", "2026-12-15", 30)
+    bad = runner.invoke(args=["enroll", "2025550110", "--counselor", counselor.email, "--days", "someday"])
+    assert bad.exit_code != 0 and "days" in bad.output
+
+
 def test_enrolling_the_same_number_twice_is_refused(runner: Any, counselor: Any) -> None:
     assert runner.invoke(args=["enroll", "2025550109", "--counselor", counselor.email]).exit_code == 0
     result = runner.invoke(args=["enroll", "+1 202 555 0109", "--counselor", counselor.email])
