@@ -157,6 +157,31 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
 
 
+def outbox_values(
+    *,
+    to: str,
+    body: str,
+    kind: str,
+    now: datetime,
+    participant_id: int | None = None,
+    counselor_id: int | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """The columns of a new, due outbox row (for ORM, single and bulk inserts alike)."""
+    return {
+        "to_phone": to,
+        "body": body,
+        "kind": kind,
+        "participant_id": participant_id,
+        "counselor_id": counselor_id,
+        "dedupe_key": dedupe_key,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 class ExerciseSession(Base):
     __tablename__ = "exercise_sessions"
 

@@ -64,13 +64,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from .db import Database
 from .models import (
     ACTIVE,
-    PENDING,
     Counselor,
     CrisisEvent,
     ExerciseSession,
     NudgeLog,
     Outbox,
     Participant,
+    outbox_values,
 )
 from .sms import mask_phone
 
@@ -614,7 +614,7 @@ def _backoff_notice(
         phone_tail=mask_phone(row.phone),
         count=row.ignored_nudges,
     )
-    return _outbox_row(
+    return outbox_values(
         to=counselors.get(row.counselor_id, ""),
         body=body,
         kind=NOTICE_KIND,
@@ -622,30 +622,6 @@ def _backoff_notice(
         counselor_id=row.counselor_id,
         dedupe_key=f"backoff:{row.id}:{decision.local_date.isoformat()}",
     )
-
-
-def _outbox_row(
-    *,
-    to: str,
-    body: str,
-    kind: str,
-    now: datetime,
-    participant_id: int | None = None,
-    counselor_id: int | None = None,
-    dedupe_key: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "to_phone": to,
-        "body": body,
-        "kind": kind,
-        "participant_id": participant_id,
-        "counselor_id": counselor_id,
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "dedupe_key": dedupe_key,
-    }
 
 
 def _in_chunks(values: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
@@ -820,7 +796,7 @@ _LOG_KEY = ("participant_id", "local_date", "kind")
 def _write_sends(session: Session, sends: Sequence[dict[str, Any]], now: datetime) -> int:
     by_key = {f"nudge:{s['participant_id']}:{s['local_date'].isoformat()}": s for s in sends}
     outbox_rows = [
-        _outbox_row(
+        outbox_values(
             to=s["phone"], body=s["body"], kind=NUDGE_KIND, now=now, participant_id=s["participant_id"], dedupe_key=key
         )
         for key, s in by_key.items()

@@ -59,6 +59,7 @@ from .models import (
     Message,
     Outbox,
     Participant,
+    outbox_values,
 )
 from .nudges import NOTICE_KIND, NUDGE_KIND, in_window, parse_hhmm, participant_label, zone_for
 from .sms import SendResult, SmsSender, mask_phone
@@ -78,62 +79,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def enqueue(
-    session: Session,
-    *,
-    to: str,
-    body: str,
-    kind: str,
-    now: datetime,
-    participant_id: int | None = None,
-    counselor_id: int | None = None,
-    dedupe_key: str | None = None,
-) -> Outbox:
-    """Add a message to the outbox in the caller's transaction."""
-    row = Outbox(
-        to_phone=to,
-        body=body,
-        kind=kind,
-        participant_id=participant_id,
-        counselor_id=counselor_id,
-        dedupe_key=dedupe_key,
-        status=PENDING,
-        next_attempt_at=now,
-        created_at=now,
-    )
+def enqueue(session: Session, **fields: Any) -> Outbox:
+    """Add a message to the outbox in the caller's transaction (fields as for `row_values`)."""
+    row = Outbox(**outbox_values(**fields))
     session.add(row)
     session.flush()
     return row
 
 
-def enqueue_once(
-    session: Session,
-    *,
-    to: str,
-    body: str,
-    kind: str,
-    now: datetime,
-    dedupe_key: str,
-    participant_id: int | None = None,
-    counselor_id: int | None = None,
-) -> int | None:
+def enqueue_once(session: Session, *, dedupe_key: str, **fields: Any) -> int | None:
     """Add a message unless one with `dedupe_key` exists; returns the new row's id or None."""
     dialect = session.get_bind().dialect.name
     table_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         table_insert(Outbox)
-        .values(
-            to_phone=to,
-            body=body,
-            kind=kind,
-            participant_id=participant_id,
-            counselor_id=counselor_id,
-            dedupe_key=dedupe_key,
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        .values(**outbox_values(dedupe_key=dedupe_key, **fields))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Outbox.id)
     )
