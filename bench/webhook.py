@@ -76,7 +76,8 @@ def prepare_database(url: str, participants: int) -> list[str]:
 
 
 def start_gunicorn(module_dir: Path, target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "gunicorn", "-w", os.environ.get("BENCH_WORKERS", "2"), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+    workers = os.environ.get("BENCH_WORKERS", "2")
+    cmd = [sys.executable, "-m", "gunicorn", "-w", workers, "-b", f"127.0.0.1:{port}", "--log-level", "warning",
            "--chdir", str(module_dir), target]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 30

@@ -17,10 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox, safety
+from .db import Record, Records
 from .matching import Matcher, SkillHistory
 from .models import (
     ACTIVE,
@@ -28,6 +29,7 @@ from .models import (
     INVITED,
     OPTED_OUT,
     AuditLog,
+    Counselor,
     CrisisEvent,
     ExerciseSession,
     MoodCheckin,
@@ -108,6 +110,54 @@ class Context:
     crisis_country: str = "US"
 
 
+@dataclass(eq=False, slots=True)
+class ParticipantRecord(Record):
+    """The participant columns the engine reads and writes (the rest are the counselor's)."""
+
+    phone: str
+    name: str | None
+    counselor_id: int
+    status: str
+    timezone: str
+    nudge_time: str
+    quiet_start: str
+    quiet_end: str
+    flags: list[str]
+    consent_at: datetime | None
+    consent_method: str | None
+    opted_out_at: datetime | None
+    nudges_paused: bool
+    paused_until: datetime | None
+    crisis_hold: bool
+    ignored_nudges: int
+    conv_state: str
+    conv_data: dict[str, Any]
+    last_inbound_at: datetime | None
+
+
+@dataclass(eq=False, slots=True)
+class ExerciseRecord(Record):
+    """The exercise-session columns the engine reads and writes."""
+
+    skill_id: str
+    distress_state: str
+    status: str
+    step_index: int
+    rating_before: int | None
+    rating_after: int | None
+    completed_at: datetime | None
+
+
+PARTICIPANTS = Records(ParticipantRecord, Participant.__table__, by="phone")
+EXERCISES = Records(ExerciseRecord, ExerciseSession.__table__)
+_EXERCISE_TABLE = ExerciseSession.__table__
+_ABANDON_ACTIVE = (
+    update(_EXERCISE_TABLE)
+    .where(_EXERCISE_TABLE.c.participant_id == bindparam("participant_id_"), _EXERCISE_TABLE.c.status == "active")
+    .values(status="abandoned", completed_at=bindparam("now_"))
+)
+
+
 @dataclass
 class Outcome:
     replies: list[str] = field(default_factory=list)
@@ -115,26 +165,52 @@ class Outcome:
     crisis_event_id: int | None = None
 
 
-def handle(session: Session, ctx: Context, participant: Participant | None, sms: InboundSms) -> Outcome:
-    """Decide what to answer and what to change for one inbound text."""
+@dataclass(frozen=True)
+class Reading:
+    """What a text says on its own, whoever sent it and whatever state they are in."""
+
+    assessment: safety.CrisisAssessment
+    compliance: str | None  # "opt_out", "opt_in", "help" or None
+    command: tuple[str, str] | None
+    rating: int | None
+
+
+def read(sms: InboundSms) -> Reading:
+    """Read a text without the database: pure, so callers run it before taking any lock."""
+    return Reading(
+        assessment=safety.assess(sms.body),
+        compliance=compliance_word(sms.body, sms.opt_out_type),
+        command=_parse_command(sms.body),
+        rating=parse_rating(sms.body),
+    )
+
+
+def handle(
+    session: Session, ctx: Context, participant: ParticipantRecord | None, sms: InboundSms, reading: Reading
+) -> Outcome:
+    """Decide what to answer and what to change for one inbound text, and write the changes.
+
+    `reading` is `read(sms)`. Crisis comes first, whoever sent the text and whatever else it says.
+    """
     out = Outcome()
-    assessment = safety.assess(sms.body)
-    if assessment.is_crisis:
-        _handle_crisis(session, ctx, participant, sms, assessment, out)
-        return out
-    if participant is None:
+    if reading.assessment.is_crisis:
+        _handle_crisis(session, ctx, participant, sms, reading.assessment, out)
+    elif participant is None:
         out.replies.append(_msg(ctx, "unknown_number"))
-        return out
-    _respond(session, ctx, participant, sms, out)
-    # Set last, so these changes join the other participant changes in one UPDATE at commit.
-    participant.last_inbound_at = ctx.now
-    if participant.ignored_nudges:
-        participant.ignored_nudges = 0  # any reply restores the normal nudge rhythm
+    else:
+        _respond(session, ctx, participant, sms, reading, out)
+        participant.last_inbound_at = ctx.now
+        if participant.ignored_nudges:
+            participant.ignored_nudges = 0  # any reply restores the normal nudge rhythm
+    if participant is not None:
+        PARTICIPANTS.save(session.connection(), participant)
     return out
 
 
-def _respond(session: Session, ctx: Context, participant: Participant, sms: InboundSms, out: Outcome) -> None:
-    if _handle_compliance(session, ctx, participant, sms, out):
+def _respond(
+    session: Session, ctx: Context, participant: ParticipantRecord, sms: InboundSms, reading: Reading, out: Outcome
+) -> None:
+    if _handle_compliance(session, ctx, participant, sms, reading.compliance, out):
         return
     if participant.status != ACTIVE:
         if participant.status == INVITED:
@@ -143,13 +219,13 @@ def _respond(session: Session, ctx: Context, participant: Participant, sms: Inbo
         return
     if participant.conv_state == "crisis_followup":
         participant.conv_state = "idle"
-        if not _parse_command(sms.body):
+        if not reading.command:
             out.replies.append(_msg(ctx, "crisis_followup"))
             return
     if sms.num_media and not sms.body.strip():
         out.replies.append(_msg(ctx, "media_only"))
         return
-    _Dialogue(session, ctx, participant, out).respond(sms.body)
+    _Dialogue(session, ctx, participant, out).respond(sms.body, reading)
 
 
 # --- crisis ---------------------------------------------------------------------------------------
@@ -158,7 +234,7 @@ def _respond(session: Session, ctx: Context, participant: Participant, sms: Inbo
 def _handle_crisis(
     session: Session,
     ctx: Context,
-    participant: Participant | None,
+    participant: ParticipantRecord | None,
     sms: InboundSms,
     assessment: safety.CrisisAssessment,
     out: Outcome,
@@ -181,7 +257,7 @@ def _handle_crisis(
         participant.last_inbound_at = ctx.now
         participant.crisis_hold = True
         _interrupt_exercise(session, participant, ctx.now)
-        counselor = participant.counselor
+        counselor = _counselor(session, participant)
         alert = _msg(
             ctx,
             "counselor_crisis_alert",
@@ -215,13 +291,19 @@ def _handle_crisis(
         out.replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
 
 
-def _interrupt_exercise(session: Session, participant: Participant, now: datetime) -> None:
+def _counselor(session: Session, participant: ParticipantRecord) -> Counselor:
+    return session.get_one(Counselor, participant.counselor_id)
+
+
+def _interrupt_exercise(session: Session, participant: ParticipantRecord, now: datetime) -> None:
     session_id = (participant.conv_data or {}).get("session_id")
     if session_id:
-        running = session.get(ExerciseSession, session_id)
+        connection = session.connection()
+        running = EXERCISES.load(connection, session_id)
         if running is not None and running.status == "active":
             running.status = "interrupted"
             running.completed_at = now
+            EXERCISES.save(connection, running)
     participant.conv_state = "idle"
     participant.conv_data = {}
 
@@ -249,9 +331,8 @@ def compliance_word(body: str, opt_out_type: str | None = None) -> str | None:
 
 
 def _handle_compliance(
-    session: Session, ctx: Context, participant: Participant, sms: InboundSms, out: Outcome
+    session: Session, ctx: Context, participant: ParticipantRecord, sms: InboundSms, kind: str | None, out: Outcome
 ) -> bool:
-    kind = compliance_word(sms.body, sms.opt_out_type)
     if kind is None:
         return False
     if kind == "opt_out":
@@ -280,21 +361,21 @@ def _handle_compliance(
         return True
     if participant.status == OPTED_OUT:
         return True  # nothing but the confirmation after an opt-out
-    counselor = participant.counselor
+    counselor = _counselor(session, participant)
     out.replies.append(_msg(ctx, "help", counselor=counselor.name, counselor_phone=counselor.phone))
     resources = ctx.library.crisis_resources(ctx.crisis_country)
     out.replies.append(_msg(ctx, "help_crisis", resources=resources.summary))
     return True
 
 
-def _opt_out(session: Session, ctx: Context, participant: Participant, out: Outcome) -> None:
+def _opt_out(session: Session, ctx: Context, participant: ParticipantRecord, out: Outcome) -> None:
     participant.status = OPTED_OUT
     participant.opted_out_at = ctx.now
     _interrupt_exercise(session, participant, ctx.now)
     outbox.cancel_pending_for(session, participant.id)
     session.add(AuditLog(actor=f"sms:{mask_phone(participant.phone)}", action="opt_out",
                          participant_id=participant.id, detail={}, created_at=ctx.now))
-    counselor = participant.counselor
+    counselor = _counselor(session, participant)
     notice = _msg(ctx, "counselor_optout_notice", participant=participant.name or "A participant",
                   phone_tail=mask_phone(participant.phone))
     row = outbox.enqueue(session, to=counselor.phone, body=notice, kind="optout_notice", now=ctx.now,
@@ -329,12 +410,14 @@ def parse_rating(body: str) -> int | None:
 
 
 class _Dialogue:
-    def __init__(self, session: Session, ctx: Context, participant: Participant, out: Outcome) -> None:
+    def __init__(self, session: Session, ctx: Context, participant: ParticipantRecord, out: Outcome) -> None:
         self.session = session
+        self.connection = session.connection()  # for Core statements
         self.ctx = ctx
         self.p = participant
         self.out = out
         self.data: dict[str, Any] = dict(participant.conv_data or {})
+        self._exercises: dict[int, ExerciseRecord] = {}  # loaded or created, by id; written at the end
 
     def say(self, key: str, **values: Any) -> None:
         self.out.replies.append(_msg(self.ctx, key, **values))
@@ -344,11 +427,14 @@ class _Dialogue:
         self.data = data
         self.p.conv_data = dict(data)
 
-    # The entry point: route by command first, then by the state we are in.
-    def respond(self, body: str) -> None:
+    def respond(self, body: str, reading: Reading) -> None:
+        """Answer `body` and write the exercise sessions it changed."""
+        self._route(body, reading.command, reading.rating)
+        self._write_exercises()
+
+    # Route by command first, then by the state we are in.
+    def _route(self, body: str, command: tuple[str, str] | None, rating: int | None) -> None:
         state = self.p.conv_state
-        command = _parse_command(body)
-        rating = parse_rating(body)
         handlers: dict[str, Callable[[str, tuple[str, str] | None, int | None], bool]] = {
             "pre_rating": self._in_pre_rating,
             "step": self._in_step,
@@ -545,18 +631,15 @@ class _Dialogue:
         self._start(skill, state=(skill.helps_with or ["none"])[0], source="menu")
 
     def _start(self, skill: Any, *, state: str, source: str, tried: list[str] | None = None) -> None:
+        self._write_exercises()
         # A nudge may have replaced a stale exercise's state: close whatever is still open.
-        self.session.execute(
-            update(ExerciseSession)
-            .where(ExerciseSession.participant_id == self.p.id, ExerciseSession.status == "active")
-            .values(status="abandoned", completed_at=self.ctx.now)
+        self.connection.execute(_ABANDON_ACTIVE, {"participant_id_": self.p.id, "now_": self.ctx.now})
+        running = EXERCISES.create(
+            self.connection, participant_id=self.p.id, skill_id=skill.id, distress_state=state, source=source,
+            status="active", step_index=0, rating_before=None, rating_after=None, started_at=self.ctx.now,
+            completed_at=None,
         )
-        running = ExerciseSession(
-            participant_id=self.p.id, skill_id=skill.id, distress_state=state, source=source,
-            status="active", step_index=0, started_at=self.ctx.now,
-        )
-        self.session.add(running)
-        self.session.flush()
+        self._exercises[running.id] = running
         self.set_state("pre_rating", session_id=running.id, distress_state=state,
                        tried=sorted(set(tried or []) | {skill.id}))
         if state == "none":  # an information card: no distress to rate
@@ -567,7 +650,7 @@ class _Dialogue:
             self.say("medical_screen", emergency=resources.emergency)
         self.say("skill_intro", title=skill.title, minutes=skill.duration_minutes)
 
-    def _send_step(self, running: ExerciseSession) -> None:
+    def _send_step(self, running: ExerciseRecord) -> None:
         skill = self.ctx.library.skill(running.skill_id)
         total = len(skill.steps)
         index = min(running.step_index, total - 1)
@@ -575,14 +658,14 @@ class _Dialogue:
         self.set_state("step", **{**self.data, "session_id": running.id})
         self.say(key, text=skill.steps[index], n=index + 1, total=total)
 
-    def _ask_post_rating(self, running: ExerciseSession) -> None:
+    def _ask_post_rating(self, running: ExerciseRecord) -> None:
         if running.distress_state == "none":
             self._complete(running)
             return
         self.set_state("post_rating", **{**self.data, "session_id": running.id})
         self.say("post_rating")
 
-    def _complete(self, running: ExerciseSession, *, encourage: bool = True) -> None:
+    def _complete(self, running: ExerciseRecord, *, encourage: bool = True) -> None:
         running.status = "completed"
         running.completed_at = self.ctx.now
         self.set_state("idle", last_state=running.distress_state, tried=self.data.get("tried", []))
@@ -608,19 +691,30 @@ class _Dialogue:
                                      program=self.ctx.program_name)
         )
 
-    def _abandon(self, running: ExerciseSession) -> None:
+    def _abandon(self, running: ExerciseRecord) -> None:
         running.status = "abandoned"
         running.completed_at = self.ctx.now
         self.set_state("idle", last_state=running.distress_state, tried=self.data.get("tried", []))
 
-    def _running(self) -> ExerciseSession | None:
+    def _running(self) -> ExerciseRecord | None:
         session_id = self.data.get("session_id")
         if not session_id:
             return None
-        running = self.session.get(ExerciseSession, session_id)
-        return running if running is not None and running.status == "active" else None
+        running = self._exercises.get(session_id)
+        if running is None:
+            running = EXERCISES.load(self.connection, session_id)
+            if running is None:
+                return None
+            self._exercises[session_id] = running
+        return running if running.status == "active" else None
+
+    def _write_exercises(self) -> None:
+        """Write the changed exercise sessions, so that queries and the end of the text see them."""
+        for running in self._exercises.values():
+            EXERCISES.save(self.connection, running)
 
     def _history(self) -> SkillHistory:
+        self._write_exercises()
         return skill_history(self.session, self.p.id)
 
     def _pause(self, arg: str) -> None:
@@ -715,27 +809,28 @@ def _display_time(hhmm: str) -> str:
 
 def skill_history(session: Session, participant_id: int) -> SkillHistory:
     """Recent skills and how much each helped this participant and everyone."""
-    recent = tuple(
-        session.scalars(
-            select(ExerciseSession.skill_id)
-            .where(ExerciseSession.participant_id == participant_id)
-            .order_by(ExerciseSession.started_at.desc(), ExerciseSession.id.desc())
-            .limit(5)
-        )
-    )
-    own_rows = session.execute(
-        select(ExerciseSession.skill_id, _GAIN).where(ExerciseSession.participant_id == participant_id, *_RATED)
-        .group_by(ExerciseSession.skill_id)
-    )
+    connection = session.connection()
+    params = {"participant_id_": participant_id}
     return SkillHistory(
-        recent=recent,
-        own_gain={skill_id: float(value) for skill_id, value in own_rows},
+        recent=tuple(connection.execute(_RECENT_SKILLS, params).scalars()),
+        own_gain={skill_id: float(value) for skill_id, value in connection.execute(_OWN_GAINS, params)},
         global_gain=_global_gains(session),
     )
 
 
 _GAIN = func.avg(ExerciseSession.rating_before - ExerciseSession.rating_after)
 _RATED = (ExerciseSession.rating_before.is_not(None), ExerciseSession.rating_after.is_not(None))
+_RECENT_SKILLS = (
+    select(ExerciseSession.skill_id)
+    .where(ExerciseSession.participant_id == bindparam("participant_id_"))
+    .order_by(ExerciseSession.started_at.desc(), ExerciseSession.id.desc())
+    .limit(5)
+)
+_OWN_GAINS = (
+    select(ExerciseSession.skill_id, _GAIN)
+    .where(ExerciseSession.participant_id == bindparam("participant_id_"), *_RATED)
+    .group_by(ExerciseSession.skill_id)
+)
 _GLOBAL_TTL_SECONDS = 300.0
 _global_cache: dict[int, tuple[float, dict[str, float]]] = {}
 

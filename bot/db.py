@@ -5,6 +5,9 @@ transaction starts with BEGIN IMMEDIATE so that two texts from one person cannot
 read-modify-write cycles (SQLite has no row locks); a busy timeout turns a briefly locked
 database into a short wait instead of an error. On PostgreSQL the participant row is locked
 with SELECT ... FOR UPDATE and outbox rows are claimed with SKIP LOCKED.
+
+`Records` reads and writes plain row objects with prebuilt Core statements, for the paths every
+inbound text takes (the ORM's per-object machinery costs more there than the SQL does).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -133,3 +137,78 @@ class Database:
 def _is_transient(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(word in text for word in ("locked", "busy", "deadlock", "could not serialize"))
+
+
+# --- plain records for hot paths ------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Record:
+    """Some of a row's columns (its integer key `id` among them) as plain attributes, with the
+    values they had when loaded.
+
+    Cheaper than ORM objects where every text passes: no identity map, no attribute
+    instrumentation, no unit-of-work flush. `Records.save` writes only the columns that changed.
+    Replace JSON values instead of changing them in place (the loaded ones are copies, so an
+    in-place change is still found, but only at the top level).
+    """
+
+    id: int
+    loaded: dict[str, Any] = field(default_factory=dict, repr=False, kw_only=True)
+
+    def changes(self) -> dict[str, Any]:
+        """Column values that differ from those loaded."""
+        return {name: getattr(self, name) for name, value in self.loaded.items() if getattr(self, name) != value}
+
+    def remember(self, values: dict[str, Any]) -> None:
+        self.loaded.update((name, _copy(value)) for name, value in values.items())
+
+
+R = TypeVar("R", bound=Record)
+
+
+class Records(Generic[R]):
+    """Load, create and save records of one type from one table.
+
+    Statements are built once; executing a statement's cached compiled form is much cheaper than
+    building it. They run on the connection given, in its transaction (`Session.connection()`:
+    fetch it once, as asking a session for its connection costs about as much as a statement).
+    """
+
+    def __init__(self, record_type: type[R], table: Table, *, by: str = "id") -> None:
+        self.record_type = record_type
+        self.columns = tuple(f.name for f in fields(record_type) if f.name != "loaded")
+        self._select = select(*(table.c[name] for name in self.columns)).where(table.c[by] == bindparam("key_"))
+        self._select_locked = self._select.with_for_update()
+        self._insert = insert(table).returning(table.c.id)
+        # The SET clause comes from the parameter names given (compiled once per set of columns).
+        self._update = update(table).where(table.c.id == bindparam("id_"))
+
+    def load(self, connection: Connection, key: Any, *, for_update: bool = False) -> R | None:
+        """The row whose key column equals `key`, locked (FOR UPDATE) when asked; None if absent."""
+        stmt = self._select_locked if for_update else self._select
+        row = connection.execute(stmt, {"key_": key}).first()
+        if row is None:
+            return None
+        record = self.record_type(**row._asdict())
+        record.remember(row._asdict())
+        return record
+
+    def create(self, connection: Connection, **values: Any) -> R:
+        """Insert a row with `values` (every record column but id among them) and return its record."""
+        new_id = connection.execute(self._insert, values).scalar_one()
+        own = {name: values[name] for name in self.columns if name != "id"}
+        record = self.record_type(id=new_id, **own)
+        record.remember({"id": new_id, **own})
+        return record
+
+    def save(self, connection: Connection, record: R) -> None:
+        """Write the record's changed columns in one UPDATE (no statement when nothing changed)."""
+        changes = record.changes()
+        if changes:
+            connection.execute(self._update, {"id_": record.id, **changes})
+            record.remember(changes)
+
+
+def _copy(value: Any) -> Any:
+    return value.copy() if isinstance(value, dict | list) else value

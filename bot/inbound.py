@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import conversation, outbox, safety
 from .conversation import Context, InboundSms
 from .db import Database
-from .models import Message, Participant
+from .models import Message
 from .sms import mask_phone
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,22 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
         opt_out_type=sms.opt_out_type, num_media=sms.num_media,
     )
 
+    reading = conversation.read(sms)  # outside the transaction: it needs no database
+
     def work(session: Session) -> Received:
-        participant = _lock_participant(session, db, sms.phone)
+        connection = session.connection()
+        # Locked for the whole transaction: two quick texts from one person run one after the
+        # other (FOR UPDATE on PostgreSQL; on SQLite the writer lock is already held).
+        participant = conversation.PARTICIPANTS.load(connection, sms.phone, for_update=db.is_postgres)
         participant_id = participant.id if participant else None
         # A redelivered MessageSid violates the unique key when this transaction commits, and
         # everything it did is rolled back; the first delivery's reply stands.
-        session.execute(insert(Message).values(
-            participant_id=participant_id, direction="in", phone=sms.phone, body=sms.body, kind="inbound",
-            twilio_sid=sms.sid, status="received", created_at=now))
-        outcome = conversation.handle(session, make_context(now), participant, sms)
+        connection.execute(_INSERT_MESSAGE, {
+            "participant_id": participant_id, "direction": "in", "phone": sms.phone, "body": sms.body,
+            "kind": "inbound", "twilio_sid": sms.sid, "status": "received", "created_at": now})
+        outcome = conversation.handle(session, make_context(now), participant, sms, reading)
         if outcome.replies:
-            session.execute(insert(Message), [
+            connection.execute(_INSERT_MESSAGE, [
                 {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,
                  "kind": "reply", "status": "replied", "created_at": now}
                 for text in outcome.replies
@@ -75,11 +80,8 @@ def _clean(value: str) -> str:
     return value.translate(_CONTROL)
 
 
-def _lock_participant(session: Session, db: Database, phone: str) -> Participant | None:
-    stmt = select(Participant).where(Participant.phone == phone)
-    if db.is_postgres:
-        stmt = stmt.with_for_update()
-    return session.scalar(stmt)
+# Built once: constructing a statement costs more than executing its cached compiled form.
+_INSERT_MESSAGE = insert(Message.__table__)
 
 
 def fallback_replies(library: object, crisis_country: str, body: str) -> list[str]:
