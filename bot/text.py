@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Typographic characters phones insert, mapped to their plain ASCII forms.
 _TYPOGRAPHY = str.maketrans(
@@ -110,6 +111,7 @@ def join_spelled_out(text: str) -> str:
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), text)
 
 
+@lru_cache(maxsize=2048)  # one text is normalised by safety, compliance, commands and matching
 def normalise(text: str) -> str:
     """The canonical form both matchers work on.
 
