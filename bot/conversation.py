@@ -279,7 +279,7 @@ def _handle_crisis(
         participant.conv_data = {}
 
     urgent = {"overdose", "medical", "harm_to_others"} & set(assessment.categories)
-    if urgent or assessment.level == "imminent":
+    if urgent:  # the summary already names the emergency number; lead with it when danger is physical
         out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
     if "third_party" in assessment.categories:
         out.replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
