@@ -142,6 +142,6 @@ class ConsoleSender:
         with self._lock:
             number = next(self._ids)
             self.sent.append((to, body))
-        stream = self._stream or sys.stdout
+        stream = self._stream or sys.stderr  # stdout stays clean for commands that print JSON
         print(f"[console sms -> {to}] {body}", file=stream, flush=True)
         return SendResult(ok=True, sid=f"SMconsole{number:024d}", status="sent")
