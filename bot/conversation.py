@@ -32,6 +32,7 @@ from .models import (
     Counselor,
     CrisisEvent,
     ExerciseSession,
+    Message,
     MoodCheckin,
     NudgeLog,
     Participant,
@@ -196,7 +197,8 @@ def handle(
     if reading.assessment.is_crisis:
         _handle_crisis(session, ctx, participant, sms, reading.assessment, out)
     elif participant is None:
-        out.replies.append(_msg(ctx, "unknown_number"))
+        if not _answered_recently(session, sms.phone, ctx.now):
+            out.replies.append(_msg(ctx, "unknown_number"))
     else:
         _respond(session, ctx, participant, sms, reading, out)
         participant.last_inbound_at = ctx.now
@@ -226,6 +228,20 @@ def _respond(
         out.replies.append(_msg(ctx, "media_only"))
         return
     _Dialogue(session, ctx, participant, out).respond(sms.body, reading)
+
+
+UNKNOWN_REPLY_EVERY = timedelta(hours=24)
+
+
+def _answered_recently(session: Session, phone: str, now: datetime) -> bool:
+    """True when an unknown number already had its one neutral reply within UNKNOWN_REPLY_EVERY
+    (so two auto-responders cannot ping-pong, and nothing more is revealed)."""
+    return session.scalar(
+        select(Message.id).where(
+            Message.phone == phone, Message.direction == "out", Message.participant_id.is_(None),
+            Message.kind == "reply", Message.created_at > now - UNKNOWN_REPLY_EVERY,
+        ).limit(1)
+    ) is not None
 
 
 # --- crisis ---------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), index=True)
     direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
-    phone: Mapped[str] = mapped_column(String(20))  # the other party
+    phone: Mapped[str] = mapped_column(String(20), index=True)  # the other party
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(24), default="reply")
     twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

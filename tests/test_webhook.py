@@ -135,12 +135,15 @@ def test_concurrent_texts_from_one_participant_do_not_race(app: Any, db: Any, pa
     assert active <= 1
 
 
-def test_unknown_number_gets_one_neutral_reply(sms: SmsPoster, participant: Any) -> None:
+def test_unknown_number_gets_one_neutral_reply(sms: SmsPoster, participant: Any, app: Any) -> None:
     replies = sms("hello is this the anxiety program", from_="+12025550199")
     assert len(replies) == 1
     lowered = replies[0].lower()
     for word in ("iop", "coping", "counselor", "anxiety", "program", "skill"):
         assert word not in lowered
+    assert sms("hello??", from_="+12025550199") == []  # one reply a day: no auto-responder ping-pong
+    app.extensions["clock"].advance(hours=25)
+    assert len(sms("hello again", from_="+12025550199")) == 1
 
 
 def test_unknown_number_in_crisis_gets_resources(sms: SmsPoster, db: Any, participant: Any) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 03:13:51.246746
+Create Date: 2026-11-27
 """
 
 from collections.abc import Sequence
@@ -110,6 +110,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_participant_id'), ['participant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_messages_phone'), ['phone'], unique=False)
 
     op.create_table('mood_checkins',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -224,6 +225,7 @@ def downgrade() -> None:
 
     op.drop_table('mood_checkins')
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_messages_phone'))
         batch_op.drop_index(batch_op.f('ix_messages_participant_id'))
 
     op.drop_table('messages')
