@@ -38,6 +38,7 @@ from .models import (
     Participant,
     SafetyPlan,
 )
+from .nudges import in_window, parse_hhmm
 from .sms import mask_phone
 from .text import normalise
 
@@ -750,7 +751,7 @@ class _Dialogue:
         if parsed is None:
             self.say("time_invalid")
             return
-        if not (self.p.quiet_start <= parsed <= self.p.quiet_end):
+        if not allowed_time(parsed, self.p.quiet_start, self.p.quiet_end):
             self.say("time_outside_window", start=_display_time(self.p.quiet_start),
                      end=_display_time(self.p.quiet_end))
             return
@@ -814,6 +815,11 @@ def parse_time(text: str) -> str | None:
     if hour > 23 or minute > 59:
         return None
     return f"{hour:02d}:{minute:02d}"
+
+
+def allowed_time(hhmm: str, start: str, end: str) -> bool:
+    """True when "HH:MM" lies in the allowed window [start, end] (which may wrap past midnight)."""
+    return in_window(parse_hhmm(hhmm), parse_hhmm(start), parse_hhmm(end))
 
 
 def _display_time(hhmm: str) -> str:

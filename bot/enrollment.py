@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import outbox
-from .conversation import parse_time
+from .conversation import allowed_time, parse_time
 from .models import INVITED, AuditLog, Counselor, Participant
 from .sms import mask_phone
 
@@ -124,7 +124,7 @@ def enroll(session: Session, library: Any, request: EnrollmentRequest, *, now: d
     quiet_start, quiet_end = parse_time(request.quiet_start), parse_time(request.quiet_end)
     if nudge_time is None or quiet_start is None or quiet_end is None:
         raise EnrollmentError("times must look like 09:30 or 7pm")
-    if not quiet_start <= nudge_time <= quiet_end:
+    if not allowed_time(nudge_time, quiet_start, quiet_end):
         raise EnrollmentError(f"nudge time {nudge_time} is outside the allowed window {quiet_start}-{quiet_end}")
     participant = Participant(
         phone=phone, name=(request.name or "").strip() or None, counselor_id=counselor.id, status=INVITED,
