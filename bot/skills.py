@@ -19,7 +19,7 @@ import re
 import string
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -557,22 +557,29 @@ def _validate(model: type[_Strict], data: dict[str, Any], report: _Report) -> An
 # --- skills ---------------------------------------------------------------------------------
 
 
-def _load_skills(root: Path, problems: list[Problem]) -> dict[str, Skill]:
-    folder = root / "skills"
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    if not files:
-        problems.append(Problem("skills/", "", "no skill files (skills/*.yaml) found"))
-    skills: dict[str, Skill] = {}
-    seen_ids: dict[str, str] = {}
-    for file in files:
+def _folder_mappings(
+    root: Path, folder: str, key: str, problems: list[Problem]
+) -> Iterator[tuple[Path, str, _Report, dict[str, Any]]]:
+    """Each YAML mapping in root/folder (sorted), with its report; `key` must equal the file stem."""
+    directory = root / folder
+    for file in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         rel = file.relative_to(root).as_posix()
         report = _Report(problems, rel)
         data = _read_mapping(file, report)
         if data is None:
             continue
-        if data.get("id") != file.stem:
-            got = data.get("id")
-            report.error("id", f"must equal the file name without .yaml ({file.stem!r}), got {got!r}")
+        if data.get(key) != file.stem:
+            report.error(key, f"must equal the file name without .yaml ({file.stem!r}), got {data.get(key)!r}")
+        yield file, rel, report, data
+
+
+def _load_skills(root: Path, problems: list[Problem]) -> dict[str, Skill]:
+    folder = root / "skills"
+    if not (folder.is_dir() and any(folder.glob("*.yaml"))):
+        problems.append(Problem("skills/", "", "no skill files (skills/*.yaml) found"))
+    skills: dict[str, Skill] = {}
+    seen_ids: dict[str, str] = {}
+    for _file, rel, report, data in _folder_mappings(root, "skills", "id", problems):
         # Text checks run on the raw data so that a schema error elsewhere hides nothing.
         _check_skill_texts(data, report)
         skill = _validate(Skill, data, report)
@@ -745,16 +752,8 @@ def _render(template: str, values: Mapping[str, object]) -> str | None:
 
 def _load_resources(root: Path, problems: list[Problem], today: date | None) -> dict[str, CrisisResources]:
     folder = root / "crisis"
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
     resources: dict[str, CrisisResources] = {}
-    for file in files:
-        rel = file.relative_to(root).as_posix()
-        report = _Report(problems, rel)
-        data = _read_mapping(file, report)
-        if data is None:
-            continue
-        if data.get("country") != file.stem:
-            report.error("country", f"must equal the file name without .yaml ({file.stem!r})")
+    for file, _rel, report, data in _folder_mappings(root, "crisis", "country", problems):
         _check_resource_texts(data, file.stem, report)
         entry = _validate(CrisisResources, data, report)
         if entry is None:
