@@ -203,6 +203,7 @@ def classify(explain: bool) -> None:
                 "crisis_level": assessment.level,
                 "crisis_categories": list(assessment.categories),
                 "crisis_reasons": list(assessment.reasons),
+                "crisis_text": safety.canonical(text),  # the text as the crisis rules read it
                 "evidence": list(evidence),
             }
         click.echo(json.dumps(record, ensure_ascii=False))
@@ -317,18 +318,22 @@ def serve(host: str, port: int, no_scheduler: bool) -> None:
     """The local all-in-one process: migrate, seed an empty database, web + simulator + scheduler."""
     from werkzeug.serving import run_simple
 
+    from .scheduler import start_background_scheduler, stop_background_scheduler
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     migrate(app.config["DATABASE_URL"])
     seeded = seed_demo_data(app)
     if seeded:
         click.echo(seeded)
     if not no_scheduler:
-        from .scheduler import start_background_scheduler
-
         start_background_scheduler(app)
     if app.config.get("SIMULATOR_ENABLED"):
         click.echo(f"simulator: http://{host}:{port}/simulator")
-    run_simple(host, port, app, use_reloader=False, threaded=True)
+    try:
+        run_simple(host, port, app, use_reloader=False, threaded=True)
+    finally:
+        if not no_scheduler:
+            stop_background_scheduler()  # let a running tick finish its sends and records
 
 
 def init_app(app: Flask) -> None:

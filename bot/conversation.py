@@ -164,7 +164,6 @@ _ABANDON_ACTIVE = (
 class Outcome:
     replies: list[str] = field(default_factory=list)
     outbox_ids: list[int] = field(default_factory=list)
-    crisis_event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +266,6 @@ def _handle_crisis(
     )
     session.add(event)
     session.flush()
-    out.crisis_event_id = event.id
     log.warning("crisis event %s from %s (%s)", event.id, mask_phone(sms.phone), categories)
 
     if participant is not None:

@@ -72,13 +72,6 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except Exception:
-        return False
-
-
 def create_counselor(session: Session, *, email: str, name: str, phone: str, password: str, region: str) -> Counselor:
     email = email.strip().lower()
     if "@" not in email:

@@ -54,7 +54,6 @@ INVITED = "invited"
 ACTIVE = "active"
 OPTED_OUT = "opted_out"
 DISCHARGED = "discharged"
-PARTICIPANT_STATUSES = (INVITED, ACTIVE, OPTED_OUT, DISCHARGED)
 
 
 class Counselor(Base):

@@ -97,6 +97,7 @@ def test_classify_explain_adds_the_cues(runner: Any) -> None:
     result = runner.invoke(args=["classify", "--explain"], input="so nervous about court\n")
     row = json.loads(result.output)
     assert row["explain"]["evidence"]
+    assert row["explain"]["crisis_text"] == "so nervous about court"
 
 
 def test_skills_check_passes_and_export_is_json(runner: Any) -> None:
