@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import outbox, safety
 from .db import Record, Records
-from .matching import Matcher, SkillHistory
+from .matching import Matcher, SkillHistory, StateMatch
 from .models import (
     ACTIVE,
     DISCHARGED,
@@ -433,9 +433,16 @@ class _Dialogue:
         self.out = out
         self.data: dict[str, Any] = dict(participant.conv_data or {})
         self._exercises: dict[int, ExerciseRecord] = {}  # loaded or created, by id; written at the end
+        self._match_result: StateMatch | None = None
 
     def say(self, key: str, **values: Any) -> None:
         self.out.replies.append(_msg(self.ctx, key, **values))
+
+    def _classify(self, body: str) -> StateMatch:
+        """The text's distress state, worked out once however many states look at it."""
+        if self._match_result is None:
+            self._match_result = self.ctx.matcher.classify(body)
+        return self._match_result
 
     def set_state(self, state: str, **data: Any) -> None:
         self.p.conv_state = state
@@ -500,7 +507,7 @@ class _Dialogue:
         if command is not None and command[0] == "more":
             self._more()
             return True
-        if command is None and self.ctx.matcher.classify(body).state == "none":
+        if command is None and self._classify(body).state == "none":
             self.say("rating_invalid")
             return True
         self._abandon(running)
@@ -528,7 +535,7 @@ class _Dialogue:
             return True
         if command is not None:
             return False
-        if self.ctx.matcher.classify(body).state == "none":
+        if self._classify(body).state == "none":
             self.say("step_help")
             return True
         self._abandon(running)
@@ -546,7 +553,7 @@ class _Dialogue:
         if command is not None and command[0] in {"skip", "done", "next"}:
             self._complete(running)
             return True
-        if command is None and self.ctx.matcher.classify(body).state == "none":
+        if command is None and self._classify(body).state == "none":
             self.say("rating_invalid")
             return True
         self._complete(running, encourage=False)
@@ -580,7 +587,7 @@ class _Dialogue:
         self._mark_nudge_replied()
         if command is not None or not skill_id or skill_id not in self.ctx.library.skills:
             return False
-        if self.ctx.matcher.classify(body).state != "none":
+        if self._classify(body).state != "none":
             return False  # they told us how they feel: match that instead
         skill = self.ctx.library.skill(skill_id)
         self._start(skill, state=(skill.helps_with or ["none"])[0], source="nudge")
@@ -588,7 +595,7 @@ class _Dialogue:
 
     # -- actions
     def _match(self, body: str) -> None:
-        match = self.ctx.matcher.classify(body)
+        match = self._classify(body)
         if match.state == "none":
             card = self.ctx.matcher.info_card(body)
             if card is not None and card in self.ctx.library.skills:
