@@ -35,7 +35,7 @@ from bot.text import normalise
 DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "skills_library"
 
 State = Literal[
-    "anxiety", "panic", "anger", "sadness", "stress", "craving",
+    "anxiety", "panic", "anger", "sadness", "stress", "craving", "lapse",
     "sleep", "dissociation", "loneliness", "rumination", "shame", "conflict",
 ]
 STATES: tuple[str, ...] = get_args(State)

@@ -468,3 +468,45 @@ def test_export_is_json_ready_with_every_skill_field(copy: Path) -> None:
         assert skill["title"] and skill["category"] in CATEGORIES and skill["steps"]
         assert isinstance(skill["helps_with"], list)
         assert all(src["url"].startswith(("http://", "https://")) for src in skill["sources"])
+
+
+# --- lapse (has just used, drunk or gambled again) and state-specific messages -----------------
+
+
+def test_lapse_is_a_state_with_at_least_four_routed_skills(library: Library) -> None:
+    assert "lapse" in STATES
+    lapse = [s.id for s in library.for_state("lapse")]
+    assert len(lapse) >= 4, lapse
+    assert {"after-a-slip", "overdose-safety", "chain-analysis-lite", "reach-out-after-slip"} <= set(lapse)
+    # Skills written for lapses come before the general ones that also list it.
+    assert lapse[:4] == sorted(lapse[:4])
+    assert all(library.skill(sid).helps_with[0] == "lapse" for sid in lapse[:4])
+
+
+def test_overdose_safety_names_naloxone_911_and_never_use_alone(library: Library) -> None:
+    text = " ".join(library.skill("overdose-safety").steps)
+    for needed in ("naloxone", "Narcan", "911", "1-800-484-3731", "tolerance", "fentanyl", "benzos", "doctor"):
+        assert needed.lower() in text.lower(), needed
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_every_state_has_a_list_of_short_validation_lines(library: Library, state: str) -> None:
+    lines = library.messages_list(f"validate_{state}")
+    assert isinstance(library.messages[f"validate_{state}"], list)
+    assert len(lines) >= 4
+    assert len(set(lines)) == len(lines)
+    for line in lines:
+        assert is_gsm7(line) and len(line) <= 80, line
+        assert "?" not in line and "{" not in line, line
+
+
+def test_about_program_slip_ack_and_none_invite(library: Library) -> None:
+    about = library.message("about_program", program="Riverside IOP")
+    assert "Riverside IOP" in about and segments(about) <= 2
+    for command in ("MENU", "HELP", "PLAN"):
+        assert command in about
+    slip = library.message("slip_ack")
+    assert "counselor" in slip and "alert" in slip and segments(slip) <= 2
+    invites = library.messages_list("none_invite")
+    assert len(invites) == 3 and all("MENU" in v for v in invites)
+    assert "counselor_lapse_notice" not in library.messages
