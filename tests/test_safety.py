@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import csv
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import safety
 from bot.safety import CATEGORIES, IMMINENT, POSSIBLE, CrisisAssessment, assess
+from bot.skills import DEFAULT_LIBRARY_PATH, Problem
 
 DATA = Path(__file__).parent / "data"
 
@@ -391,3 +396,97 @@ def test_pill_counts_below_a_normal_dose_are_not_overdose() -> None:
     assert assess("took 12 tylenol").level == IMMINENT
     assert not assess("i take a lot of meds for my bipolar").is_crisis
     assert assess("i took a lot of my meds").is_crisis
+
+
+# --------------------------------------------------------------------------------------------
+# The tables (skills_library/rules/crisis_rules.yaml) and their checks
+# --------------------------------------------------------------------------------------------
+
+
+def _broken_tables(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> list[Problem]:
+    """Problems of a copy of the shipped tables after `change` (never the real folder)."""
+    root = tmp_path / "library"
+    shutil.copytree(DEFAULT_LIBRARY_PATH / "rules", root / "rules")
+    path = root / "rules" / safety.RULES_FILE
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tables, problems = safety.load_tables(root)
+    assert (tables is None) == bool(problems)
+    return problems
+
+
+def test_the_shipped_crisis_tables_load_once_without_problems() -> None:
+    tables, problems = safety.load_tables()
+    assert problems == [] and tables is not None
+    assert safety._tables() is safety._tables()
+    names = [rule.name for rule in tables.rules]
+    assert len(names) == len(set(names)) > 80
+    assert {c for rule in tables.rules for c in rule.categories} == set(CATEGORIES)
+
+
+def test_every_rule_and_combo_says_why() -> None:
+    data = yaml.safe_load((DEFAULT_LIBRARY_PATH / "rules" / safety.RULES_FILE).read_text(encoding="utf-8"))
+    for item in data["rules"] + data["combos"]:
+        assert isinstance(item.get("why"), str) and len(item["why"]) > 20, item["name"]
+
+
+def _rule(rule_name: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        (rule,) = [r for r in data["rules"] if r["name"] == rule_name]
+        rule.update(fields)
+        for key, value in fields.items():
+            if value is None:
+                del rule[key]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        (_rule("suicide.kill_self", categories=["suicide", "sadness"]), "rules[suicide.kill_self].categories",
+         "unknown category 'sadness'"),
+        (_rule("suicide.kill_self", level="high"), "rules[suicide.kill_self].level", "unknown level 'high'"),
+        (_rule("self_harm.cut_self", urge_level="soon"), "rules[self_harm.cut_self].urge_level",
+         "unknown level 'soon'"),
+        (_rule("suicide.kill_self", negatable="yes"), "rules[suicide.kill_self].negatable",
+         "must be true or false"),
+        (_rule("suicide.kill_self", negateable=True), "rules[suicide.kill_self].negateable", "unknown field"),
+        (_rule("suicide.kill_self", why=""), "rules[suicide.kill_self].why", "says why"),
+        (_rule("suicide.kill_self", pattern=None), "rules[suicide.kill_self].pattern", "missing"),
+        (_rule("suicide.kill_self", pattern=42), "rules[suicide.kill_self].pattern", "must be a regular expression"),
+        (_rule("suicide.kill_self", not_after="(?:unclosed"), "rules[suicide.kill_self].not_after",
+         "does not compile"),
+        (_rule("overdose.took_many", accept="enough_beer"), "rules[overdose.took_many].accept",
+         "unknown accept check 'enough_beer'"),
+        (_rule("suicide.kill_self", accept="enough_pills"), "rules[suicide.kill_self].accept",
+         "needs the named groups qty, past"),
+        (_rule("suicide.kill_self", name="Kill Self"), "rules[0].name", "must be category.what"),
+        (lambda d: d["fragments"]["INTENT"].append("{NOPE}"), "fragments.INTENT[33]", "unknown placeholder {NOPE}"),
+        (lambda d: d["fragments"].update(LOOP="a {LOOP}"), "fragments.LOOP", "LOOP (refers to itself)"),
+        (lambda d: d.update(rulez=[]), "rulez", "unknown field"),
+        (lambda d: d["negators"].insert(0, "Not"), "negators[0]", "must be one lower-case word"),
+        (lambda d: d["phrase_patterns"][0].update(replace=r"\2 to"), "phrase_patterns[0].replace",
+         "refers to group \\2"),
+        (lambda d: d["combos"][0].update(second=r"\bchest (?:pain"), "combos[medical.chest_pain].second",
+         "does not compile"),
+        (lambda d: d["spelling_overrides"].update(noone="No Body"), "spelling_overrides.noone",
+         "must be lower-case words"),
+        (lambda d: d.pop("soon"), "soon", "missing"),
+    ],
+)
+def test_mistakes_in_the_crisis_tables_are_reported_by_file_and_field(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], field: str, message: str
+) -> None:
+    problems = _broken_tables(tmp_path, change)
+    assert [(p.file, p.field) for p in problems] == [("rules/crisis_rules.yaml", field)], problems
+    assert message in problems[0].message
+
+
+def test_relapse_without_overdose_signs_stays_out_of_the_crisis_path() -> None:
+    for text in ("i used again", "i relapsed", "i slipped last night", "i drank last night", "fell off the wagon",
+                 "broke my sobriety", "went back to the casino", "picked up again after 90 days"):
+        assert assess(text) == safety.NOT_CRISIS, text
+    assert assess("used again and cant feel my legs").level == IMMINENT
+    assert assess("i relapsed and took 20 xanax").level == IMMINENT
