@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ def make_context(app: Flask, now: datetime) -> Context:
         now=now,
         program_name=app.config["PROGRAM_NAME"],
         crisis_country=app.config["CRISIS_COUNTRY"],
+        risk_context=timedelta(hours=app.config["RISK_CONTEXT_HOURS"]),
     )
 
 

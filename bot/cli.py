@@ -159,8 +159,9 @@ def crisis_list(show_all: bool) -> None:
             shown += 1
             who = names.get(event.participant_id or -1) or "unknown number"
             state = f"acknowledged by {event.acknowledged_by}" if event.acknowledged_at else "OPEN"
-            click.echo(f"#{event.id} {event.created_at:%Y-%m-%d %H:%M}Z {who} {mask_phone(event.phone)} "
-                       f"{event.level} [{event.categories}] {state}")
+            answer = f" answered {event.answer}" if event.answer else (" unanswered" if event.kind == "check" else "")
+            click.echo(f"#{event.id} {event.created_at:%Y-%m-%d %H:%M}Z {event.kind}{answer} {who} "
+                       f"{mask_phone(event.phone)} {event.level} [{event.categories}] {state}")
         if not shown:
             click.echo("no open crisis events")
 
@@ -180,30 +181,42 @@ def crisis_ack(event_id: int, by_email: str) -> None:
 
 @click.command("classify")
 @with_appcontext
-@click.option("--explain", is_flag=True, help="Add the cues behind each decision.")
+@click.option("--explain", is_flag=True, help="Add the cues behind each decision, by layer.")
 def classify(explain: bool) -> None:
-    """One text per input line; one JSON object per output line."""
-    from . import safety
+    """One text per input line; one JSON object per output line.
+
+    `risk` is "crisis", "check" or "none" for the text on its own (no conversation context);
+    `crisis` is exactly `risk == "crisis"`. State and skill are given when the risk is "none".
+    """
+    from . import risk, safety
 
     services = _services()
     matcher = services["matcher"]
+    library = Path(current_app.config["SKILLS_LIBRARY"])
     for line in sys.stdin:
         text = line.rstrip("\n")
-        assessment = safety.assess(text)
-        if assessment.is_crisis:
+        match = matcher.classify(text)
+        assessment = risk.assess(text, state=match.state, explain=explain, library=library)
+        if assessment.tier != risk.NONE:
             state, skill, evidence = "none", None, ()
         else:
-            match = matcher.classify(text)
             state, evidence = match.state, match.evidence
             ranked = matcher.rank_skills(state, text=text) if state != "none" else []
             skill = ranked[0] if ranked else None
-        record: dict[str, Any] = {"text": text, "crisis": assessment.is_crisis, "state": state, "skill": skill}
+        record: dict[str, Any] = {"text": text, "risk": assessment.tier, "crisis": assessment.tier == risk.CRISIS,
+                                  "state": state, "skill": skill}
         if explain:
+            rules = assessment.rules
             record["explain"] = {
-                "crisis_level": assessment.level,
-                "crisis_categories": list(assessment.categories),
-                "crisis_reasons": list(assessment.reasons),
+                "risk_reasons": list(assessment.reasons),  # "rules:...", "model:...", "recovery:...", "vague:..."
+                "crisis_level": rules.level,
+                "crisis_categories": list(rules.categories),
+                "crisis_reasons": list(rules.reasons),
                 "crisis_text": safety.canonical(text),  # the text as the crisis rules read it
+                "model_probability": None if assessment.model_probability is None
+                else round(assessment.model_probability, 3),
+                "model_cues": list(assessment.model_cues),  # the n-grams that pushed the model most
+                "vague": assessment.vague,  # would be crisis within the context window of recent risk
                 "evidence": list(evidence),
             }
         click.echo(json.dumps(record, ensure_ascii=False))

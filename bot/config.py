@@ -33,6 +33,8 @@ ENV_NAMES = (
     "SEND_RATE_PER_SECOND",
     "CRISIS_REALERT_MINUTES",
     "CRISIS_BACKUP_PHONE",
+    "CHECK_TIMEOUT_MINUTES",
+    "RISK_CONTEXT_HOURS",
     "TWILIO_TIMEOUT_SECONDS",
     "LOG_LEVEL",
     "CHECKIN_WEEKDAY",
@@ -44,6 +46,8 @@ _INT_KEYS = {
     "NUDGE_BACKOFF_AFTER",
     "NUDGE_LATE_WINDOW_MINUTES",
     "CRISIS_REALERT_MINUTES",
+    "CHECK_TIMEOUT_MINUTES",
+    "RISK_CONTEXT_HOURS",
     "TWILIO_TIMEOUT_SECONDS",
     "CHECKIN_WEEKDAY",
     "DELIVERY_THREADS",
@@ -75,6 +79,8 @@ def defaults() -> dict[str, Any]:
         "SEND_RATE_PER_SECOND": 10.0,
         "CRISIS_REALERT_MINUTES": 15,
         "CRISIS_BACKUP_PHONE": None,
+        "CHECK_TIMEOUT_MINUTES": 30,  # no answer to the direct risk question: the counselor is told
+        "RISK_CONTEXT_HOURS": 24,  # how long a check or crisis event colours the texts that follow
         "LOG_LEVEL": "INFO",
         "CHECKIN_WEEKDAY": 6,  # Sunday's nudge is a mood check-in; -1 turns check-ins off
         "DELIVERY_THREADS": 32,

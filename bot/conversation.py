@@ -17,10 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from . import outbox, safety
+from . import outbox, risk
 from .db import Record, Records
 from .matching import Matcher, SkillHistory, StateMatch
 from .models import (
@@ -62,8 +63,20 @@ _REVOCATION = re.compile(
     r"|^(i )?(dont|do not) want (any more |anymore |these |your )?(texts|messages)( any ?more)?( please)?$"
 )
 
-COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "time", "skip")
+COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "time", "skip", "slip")
 _FUZZY_COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "skip")
+# Short commands typed in a hurry: a swapped pair or one dropped letter ("mnu", "hlep", "nxt").
+# Substitutions are not accepted at this length: "none", "gone" and "sore" are words.
+_SHORT_TYPO_TARGETS = ("menu", "more", "next", "done", "plan", "skip", "help")
+_SHORT_TYPO_WORDS = frozenset({"one", "men", "net", "pan", "ski", "sip", "ore", "don", "doe", "kip", "hel", "mor"})
+# Questions about the service itself ("what is this", "who is this", "what can you do").
+_ABOUT = re.compile(
+    r"^(?:what|who|wat|wut|wht) (?:is|s|r|are|am i texting|the heck is|is texting) ?(?:this|you|u|dis|that)"
+    r"(?: (?:number|thing|bot|service|program|app|text|texting me))?$"
+    r"|^(?:what|wat|wut) (?:can|do|does) (?:you|u|this|it) (?:do|help with)$"
+    r"|^(?:is this|are you|r u|is it) (?:a )?(?:bot|robot|real|automated|human|person|real person|ai)$"
+    r"|^who (?:dis|this|r u|are u)$|^how does this work$"
+)
 _COMMAND_ALIASES = {
     "nxt": "next",
     "n": "next",
@@ -110,6 +123,7 @@ class Context:
     now: datetime
     program_name: str = "IOP Coping Skills"
     crisis_country: str = "US"
+    risk_context: timedelta = timedelta(hours=24)
 
 
 @dataclass(eq=False, slots=True)
@@ -170,16 +184,23 @@ class Outcome:
 class Reading:
     """What a text says on its own, whoever sent it and whatever state they are in."""
 
-    assessment: safety.CrisisAssessment
+    risk: risk.RiskAssessment  # the text's tier on its own; `handle` adds recent context
     compliance: str | None  # "opt_out", "opt_in", "help" or None
     command: tuple[str, str] | None
     rating: int | None
+    match: StateMatch | None = None  # the distress state, when read with a matcher
 
 
-def read(sms: InboundSms) -> Reading:
-    """Read a text without the database: pure, so callers run it before taking any lock."""
+def read(sms: InboundSms, matcher: Matcher | None = None) -> Reading:
+    """Read a text without the database: pure, so callers run it before taking any lock.
+
+    With the `matcher`, the text's distress state is read once here, for the risk layer (a clear
+    everyday state makes the learned layer more careful) and for the dialogue.
+    """
+    match = matcher.classify(sms.body) if matcher is not None else None
     return Reading(
-        assessment=safety.assess(sms.body),
+        risk=risk.assess(sms.body, state=match.state if match else None),
+        match=match,
         compliance=compliance_word(sms.body, sms.opt_out_type),
         command=_parse_command(sms.body),
         rating=parse_rating(sms.body),
@@ -194,11 +215,27 @@ def handle(
     `reading` is `read(sms)`. Crisis comes first, whoever sent the text and whatever else it says.
     """
     out = Outcome()
-    if reading.assessment.is_crisis:
-        _handle_crisis(session, ctx, participant, sms, reading.assessment, out)
+    assessment = reading.risk
+    answering = (participant is not None and participant.conv_state == "check_pending"
+                 and risk.answer(sms.body) is not None)
+    if answering and assessment.rules.level != "imminent":
+        # An answer to the question just asked is read as an answer ("no" is not a new risk
+        # signal); only what the rules grade imminent overrides it ("no i took them all").
+        assessment = risk.RiskAssessment(risk.NONE, assessment.rules, assessment.model_probability, False, ())
+    elif risk.needs_context(assessment) and _recent_risk(session, sms.phone, ctx):
+        assessment = risk.escalate(assessment)
+    # The direct question needs a conversation to answer it in: unknown numbers and people who are
+    # not active get the crisis reply (or, opted out, their counselor is told) instead.
+    askable = participant is not None and participant.status == ACTIVE
+    if assessment.tier == risk.CRISIS or (assessment.tier == risk.CHECK and not askable):
+        level = assessment.rules.level or safety_level(assessment)
+        _handle_crisis(session, ctx, participant, sms, assessment.categories, level, out)
     elif participant is None:
         if not _answered_recently(session, sms.phone, ctx.now):
             out.replies.append(_msg(ctx, "unknown_number"))
+    elif assessment.tier == risk.CHECK and reading.compliance is None:
+        _handle_check(session, ctx, participant, sms, assessment, reading.match, out)
+        participant.last_inbound_at = ctx.now
     else:
         _respond(session, ctx, participant, sms, reading, out)
         participant.last_inbound_at = ctx.now
@@ -219,6 +256,8 @@ def _respond(
             out.replies.append(_msg(ctx, "consent_reminder"))
         # Opted-out and discharged participants get nothing but the opt-out confirmation.
         return
+    if participant.conv_state == "check_pending" and _answer_check(session, ctx, participant, sms, reading, out):
+        return
     if participant.conv_state == "crisis_followup":
         participant.conv_state = "idle"
         if not reading.command:
@@ -231,6 +270,21 @@ def _respond(
 
 
 UNKNOWN_REPLY_EVERY = timedelta(hours=24)
+
+
+def safety_level(assessment: risk.RiskAssessment) -> str:
+    """The event level for a crisis the rules did not grade (context or an answer decided it)."""
+    return "imminent" if assessment.tier == risk.CRISIS else "possible"
+
+
+def _recent_risk(session: Session, phone: str, ctx: Context) -> bool:
+    """True when this number had a check or crisis event within the context window."""
+    return session.scalar(
+        select(CrisisEvent.id).where(
+            CrisisEvent.phone == phone, CrisisEvent.kind.in_(("crisis", "check")),
+            CrisisEvent.created_at > ctx.now - ctx.risk_context,
+        ).limit(1)
+    ) is not None
 
 
 def _answered_recently(session: Session, phone: str, now: datetime) -> bool:
@@ -252,16 +306,18 @@ def _handle_crisis(
     ctx: Context,
     participant: ParticipantRecord | None,
     sms: InboundSms,
-    assessment: safety.CrisisAssessment,
+    category_list: tuple[str, ...],
+    level: str,
     out: Outcome,
 ) -> None:
     resources = ctx.library.crisis_resources(ctx.crisis_country)
-    categories = ", ".join(assessment.categories) or "risk"
+    categories = ", ".join(category_list) or "risk"
     event = CrisisEvent(
+        kind="crisis",
         participant_id=participant.id if participant else None,
         phone=sms.phone,
-        level=assessment.level or "possible",
-        categories=",".join(assessment.categories),
+        level=level,
+        categories=",".join(category_list),
         created_at=ctx.now,
     )
     session.add(event)
@@ -271,6 +327,7 @@ def _handle_crisis(
     if participant is not None:
         participant.last_inbound_at = ctx.now
         participant.crisis_hold = True
+        _close_check(session, participant, "yes", ctx.now)  # a disclosure answers a pending question
         _interrupt_exercise(session, participant, ctx.now)
         counselor = _counselor(session, participant)
         alert = _msg(
@@ -293,17 +350,93 @@ def _handle_crisis(
         participant.conv_state = "crisis_followup"
         participant.conv_data = {}
 
-    urgent = {"overdose", "medical", "harm_to_others"} & set(assessment.categories)
+    urgent = {"overdose", "medical", "harm_to_others"} & set(category_list)
     if urgent:  # the summary already names the emergency number; lead with it when danger is physical
         out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
-    if "third_party" in assessment.categories:
+    if "third_party" in category_list:
         out.replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
     else:
         key = "crisis_reply" if participant is not None else "crisis_reply_unknown"
         out.replies.append(_msg(ctx, key, resources=resources.summary))
         out.replies.append(_msg(ctx, "crisis_ask_safety"))
-    if "abuse" in assessment.categories and resources.violence:
+    if "abuse" in category_list and resources.violence:
         out.replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
+
+
+# --- check: possible risk, asked about directly -----------------------------------------------------
+
+
+def _handle_check(
+    session: Session, ctx: Context, participant: ParticipantRecord, sms: InboundSms,
+    assessment: risk.RiskAssessment, reading_match: StateMatch | None, out: Outcome,
+) -> None:
+    """Ask plainly whether they are thinking of suicide or of hurting themselves, with the lines.
+
+    The event is recorded now; the answer decides what follows (`_answer_check`), and silence for
+    CHECK_TIMEOUT_MINUTES sends the counselor a lower-urgency alert (`outbox.alert_unanswered_checks`).
+    """
+    _close_check(session, participant, None, ctx.now)
+    event = CrisisEvent(
+        kind="check", participant_id=participant.id, phone=sms.phone, level="possible",
+        categories=",".join(assessment.categories), created_at=ctx.now,
+    )
+    session.add(event)
+    session.flush()
+    log.warning("check event %s from %s", event.id, mask_phone(sms.phone))
+    _interrupt_exercise(session, participant, ctx.now)
+    state = (reading_match or ctx.matcher.classify(sms.body)).state  # what to offer if the answer is no
+    participant.conv_state = "check_pending"
+    participant.conv_data = {"check_event": event.id, "state": state}
+    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    out.replies.append(_msg(ctx, "check_question", resources=resources.summary))
+
+
+def _answer_check(
+    session: Session, ctx: Context, participant: ParticipantRecord, sms: InboundSms, reading: Reading,
+    out: Outcome,
+) -> bool:
+    """Read a reply to the direct question. True when it was handled as the answer."""
+    data = dict(participant.conv_data or {})
+    answer = risk.answer(sms.body)
+    if answer == "yes":
+        event = session.get(CrisisEvent, data.get("check_event") or 0)
+        categories = tuple(c for c in (event.categories if event else "").split(",") if c) or ("suicide",)
+        _handle_crisis(session, ctx, participant, sms, categories, "imminent", out)
+        return True
+    if answer == "no":
+        _close_check(session, participant, "no", ctx.now)
+        participant.conv_state = "idle"
+        participant.conv_data = {}
+        out.replies.append(_msg(ctx, "check_no"))
+        # A skill for what they described; hopelessness with no clearer state gets one for low mood.
+        state = str(data.get("state") or "none")
+        _Dialogue(session, ctx, participant, out).offer("sadness" if state == "none" else state)
+        return True
+    if not data.get("reasked") and reading.command is None:
+        participant.conv_data = {**data, "reasked": True}
+        resources = ctx.library.crisis_resources(ctx.crisis_country)
+        out.replies.append(_msg(ctx, "check_reask", resources=resources.summary))
+        return True
+    # Still no answer: carry on with what they said; the question stays open for the timeout alert.
+    participant.conv_state = "idle"
+    participant.conv_data = {}
+    return False
+
+
+def _close_check(session: Session, participant: ParticipantRecord, answer: str | None, now: datetime) -> None:
+    """Record the answer to a pending direct question (None: superseded by a new question)."""
+    if participant.conv_state != "check_pending":
+        return
+    event = session.get(CrisisEvent, (participant.conv_data or {}).get("check_event") or 0)
+    if event is not None and event.answer is None:
+        event.answer = answer or "superseded"
+        event.answered_at = now
+
+
+def _record_lapse(session: Session, participant: ParticipantRecord, now: datetime, how: str) -> None:
+    """A lapse for the counselor's notes: an event without an SMS alert."""
+    session.add(CrisisEvent(kind="lapse", participant_id=participant.id, phone=participant.phone, level="lapse",
+                            categories=how, created_at=now))
 
 
 def _counselor(session: Session, participant: ParticipantRecord) -> Counselor:
@@ -339,6 +472,8 @@ def compliance_word(body: str, opt_out_type: str | None = None) -> str | None:
     if word in OPT_IN_WORDS and " " not in bare:
         return "opt_in"
     if word in HELP_WORDS and " " not in bare:
+        return "help"
+    if " " not in bare and _short_typo(word) == "help":  # "hlep", "hep"; never a carrier word
         return "help"
     if _REVOCATION.match(normalise(body)):
         return "opt_out"
@@ -408,13 +543,31 @@ def _parse_command(body: str) -> tuple[str, str] | None:
         return None
     if text in _COMMAND_ALIASES:
         return _COMMAND_ALIASES[text], ""
+    if _ABOUT.match(text):
+        return "about", ""
     first, _, rest = text.partition(" ")
     if first in COMMANDS and (not rest or first in {"pause", "time"}):
         return first, rest
+    if not rest and 3 <= len(first) <= 4:
+        short = _short_typo(first)
+        if short is not None and short != "help":
+            return short, ""
     if not rest and len(first) >= 4:
         hit = process.extractOne(first, _FUZZY_COMMANDS, scorer=fuzz.ratio, score_cutoff=75)
         if hit is not None:
             return hit[0], ""
+    return None
+
+
+def _short_typo(word: str) -> str | None:
+    """The short command `word` is a hurried spelling of: one swapped pair or one dropped letter."""
+    if word in _SHORT_TYPO_WORDS:
+        return None
+    for target in _SHORT_TYPO_TARGETS:
+        if len(word) == len(target) and sorted(word) == sorted(target) and OSA.distance(word, target) == 1:
+            return target
+        if len(word) == len(target) - 1 and any(target[:i] + target[i + 1 :] == word for i in range(len(target))):
+            return target
     return None
 
 
@@ -434,6 +587,9 @@ class _Dialogue:
         self.data: dict[str, Any] = dict(participant.conv_data or {})
         self._exercises: dict[int, ExerciseRecord] = {}  # loaded or created, by id; written at the end
         self._match_result: StateMatch | None = None
+        # Which variant of each varied message this participant got last (kept across states).
+        warm = self.data.get("warm")
+        self.warm: dict[str, int] = dict(warm) if isinstance(warm, dict) else {}
 
     def say(self, key: str, **values: Any) -> None:
         self.out.replies.append(_msg(self.ctx, key, **values))
@@ -446,12 +602,17 @@ class _Dialogue:
 
     def set_state(self, state: str, **data: Any) -> None:
         self.p.conv_state = state
+        if self.warm:
+            data["warm"] = self.warm
         self.data = data
         self.p.conv_data = dict(data)
 
     def respond(self, body: str, reading: Reading) -> None:
         """Answer `body` and write the exercise sessions it changed."""
+        self._match_result = reading.match
         self._route(body, reading.command, reading.rating)
+        if self.warm and (self.p.conv_data or {}).get("warm") != self.warm:
+            self.p.conv_data = {**(self.p.conv_data or {}), "warm": self.warm}
         self._write_exercises()
 
     # Route by command first, then by the state we are in.
@@ -490,6 +651,12 @@ class _Dialogue:
             self._plan()
         elif name == "time":
             self._set_time(arg)
+        elif name == "about":
+            self.say("about_program")
+        elif name == "slip":
+            _record_lapse(self.session, self.p, self.ctx.now, "reported with SLIP")
+            self.say("slip_ack")
+            self.offer("lapse", validate=False)
 
     # -- states
     def _in_pre_rating(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
@@ -535,6 +702,10 @@ class _Dialogue:
             return True
         if command is not None:
             return False
+        if rating is not None:  # a rating asked for inside a step ("rate it every few minutes")
+            running.rating_after = rating
+            self.say("step_rating_noted", rating=rating)
+            return True
         if self._classify(body).state == "none":
             self.say("step_help")
             return True
@@ -600,16 +771,37 @@ class _Dialogue:
             card = self.ctx.matcher.info_card(body)
             if card is not None and card in self.ctx.library.skills:
                 self._start(self.ctx.library.skill(card), state="none", source="text")
+            elif _sounds_distressed(match):
+                self._say_varied("none_invite")  # sounds unhappy, but we could not tell how
             else:
                 self.say("none_menu")
             return
+        if match.state == "lapse":
+            _record_lapse(self.session, self.p, self.ctx.now, "texted")
+        self.offer(match.state, text=body)
+
+    def offer(self, state: str, *, text: str | None = None, validate: bool = True) -> None:
+        """Start the best skill for `state`, after one validating line; the menu when none fits."""
+        if state == "none":
+            self._show_menu()
+            return
         ranked = self.ctx.matcher.rank_skills(
-            match.state, flags=frozenset(self.p.flags or ()), history=self._history(), text=body
+            state, flags=frozenset(self.p.flags or ()), history=self._history(), text=text
         )
         if not ranked:
             self._show_menu()
             return
-        self._start(self.ctx.library.skill(ranked[0]), state=match.state, source="text")
+        if validate:
+            self._say_varied(f"validate_{state}")
+        self._start(self.ctx.library.skill(ranked[0]), state=state, source="text")
+
+    def _say_varied(self, key: str) -> None:
+        """One of the variants of `key`, never the one this participant got last time."""
+        variants = self.ctx.library.messages_list(key)
+        last = self.warm.get(key, -1)
+        choice = (last + 1) % len(variants)
+        self.warm = {**self.warm, key: choice}
+        self.out.replies.append(self.ctx.library.message(key, variant=choice, program=self.ctx.program_name))
 
     def _more(self) -> None:
         state = self.data.get("distress_state") or (self.p.conv_data or {}).get("last_state")
@@ -790,6 +982,11 @@ class _Dialogue:
         )
         if nudge is not None and nudge.replied_at is None:
             nudge.replied_at = self.ctx.now
+
+
+def _sounds_distressed(match: StateMatch) -> bool:
+    """A text that matched no state but carried some distress cue below the threshold."""
+    return any("->" in cue and not cue.startswith(("none", "typo")) for cue in match.evidence)
 
 
 _CATEGORY_ORDER = (

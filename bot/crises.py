@@ -34,7 +34,8 @@ def acknowledge(session: Session, event_id: int, by_email: str, now: datetime) -
     if event.participant_id is not None:
         still_open = session.scalar(
             select(CrisisEvent.id).where(
-                CrisisEvent.participant_id == event.participant_id, CrisisEvent.acknowledged_at.is_(None)
+                CrisisEvent.participant_id == event.participant_id, CrisisEvent.kind == "crisis",
+                CrisisEvent.acknowledged_at.is_(None),
             )
         )
         if still_open is None:

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import conversation, outbox, safety
+from . import conversation, outbox, risk
 from .conversation import Context, InboundSms
 from .db import Database
 from .models import Message
@@ -40,7 +40,8 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
         opt_out_type=sms.opt_out_type, num_media=sms.num_media,
     )
 
-    reading = conversation.read(sms)  # outside the transaction: it needs no database
+    ctx = make_context(now)
+    reading = conversation.read(sms, ctx.matcher)  # outside the transaction: it needs no database
 
     def work(session: Session) -> Received:
         connection = session.connection()
@@ -53,7 +54,7 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
         connection.execute(_INSERT_MESSAGE, {
             "participant_id": participant_id, "direction": "in", "phone": sms.phone, "body": sms.body,
             "kind": "inbound", "twilio_sid": sms.sid, "status": "received", "created_at": now})
-        outcome = conversation.handle(session, make_context(now), participant, sms, reading)
+        outcome = conversation.handle(session, ctx, participant, sms, reading)
         if outcome.replies:
             connection.execute(_INSERT_MESSAGE, [
                 {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,
@@ -87,7 +88,7 @@ _INSERT_MESSAGE = insert(Message.__table__)
 def fallback_replies(library: object, crisis_country: str, body: str) -> list[str]:
     """Replies when the database is unavailable: crisis resources still go out (fail closed)."""
     resources = library.crisis_resources(crisis_country)  # type: ignore[attr-defined]
-    if safety.assess(body).is_crisis:
+    if risk.assess(body).tier != risk.NONE:  # no question can be asked and answered without the database
         return [
             library.message("crisis_emergency", emergency=resources.emergency),  # type: ignore[attr-defined]
             library.message("crisis_reply_unknown", resources=resources.summary),  # type: ignore[attr-defined]

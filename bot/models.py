@@ -203,8 +203,13 @@ class CrisisEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), index=True)
     phone: Mapped[str] = mapped_column(String(20))
+    # "crisis" (act now: alerts, repeats, nudges held), "check" (the bot asked directly; the
+    # answer or its absence decides) or "lapse" (for the counselor's notes: no alert).
+    kind: Mapped[str] = mapped_column(String(16), default="crisis", server_default="crisis")
     level: Mapped[str] = mapped_column(String(16))
     categories: Mapped[str] = mapped_column(String(200))
+    answer: Mapped[str | None] = mapped_column(String(16))  # check: "yes", "no"
+    answered_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]

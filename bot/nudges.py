@@ -418,7 +418,10 @@ def _candidates_query(
     """
     dialect = session.get_bind().dialect.name
     local_date = _by_zone(zones, "local_date", Date())
-    unacknowledged = exists().where(CrisisEvent.participant_id == Participant.id, CrisisEvent.acknowledged_at.is_(None))
+    unacknowledged = exists().where(
+        CrisisEvent.participant_id == Participant.id, CrisisEvent.kind == "crisis",
+        CrisisEvent.acknowledged_at.is_(None),
+    )
     logged_today = exists().where(
         NudgeLog.participant_id == Participant.id,
         NudgeLog.local_date == local_date,
@@ -429,6 +432,7 @@ def _candidates_query(
         .where(
             Participant.status == ACTIVE,
             Participant.crisis_hold.is_(False),
+            Participant.conv_state != "check_pending",  # no practice text while a risk question is open
             Participant.invalid_number.is_(False),
             or_(
                 and_(Participant.paused_until.is_(None), Participant.nudges_paused.is_(False)),

@@ -628,7 +628,7 @@ def realert_crises(
         last = func.coalesce(CrisisEvent.last_alert_at, CrisisEvent.created_at)
         stmt = (
             select(CrisisEvent)
-            .where(CrisisEvent.acknowledged_at.is_(None), last <= now - every)
+            .where(CrisisEvent.kind == "crisis", CrisisEvent.acknowledged_at.is_(None), last <= now - every)
             .order_by(CrisisEvent.id)
         )
         if db.is_postgres:
@@ -668,6 +668,53 @@ def realert_crises(
             event.alerts_sent = count
             event.last_alert_at = now
             log.warning("crisis event %s still unacknowledged: repeat alert %s", event.id, count)
+        return new_ids
+
+    return db.run(work)
+
+
+CHECK_ALERT_KIND = "check_alert"
+
+
+def alert_unanswered_checks(
+    db: Database, library: Any, now: datetime, *, timeout: timedelta, program_name: str = "IOP Coping Skills"
+) -> list[int]:
+    """Tell the counselor, once, about each direct risk question unanswered for `timeout`.
+
+    Lower urgency than a crisis alert: one message, no repeats, nudges not held. A dedupe key per
+    event makes concurrent ticks enqueue it once. Returns the new outbox ids.
+    """
+    if timeout <= timedelta(0):
+        return []
+
+    def work(session: Session) -> list[int]:
+        stmt = (
+            select(CrisisEvent)
+            .where(CrisisEvent.kind == "check", CrisisEvent.answer.is_(None), CrisisEvent.alerts_sent == 0,
+                   CrisisEvent.created_at <= now - timeout)
+            .order_by(CrisisEvent.id)
+        )
+        if db.is_postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        new_ids: list[int] = []
+        for event in session.scalars(stmt):
+            participant = session.get(Participant, event.participant_id) if event.participant_id else None
+            counselor = session.get(Counselor, participant.counselor_id) if participant is not None else None
+            event.alerts_sent = 1
+            event.last_alert_at = now
+            if counselor is None:
+                continue
+            body = library.message(
+                "counselor_check_alert", program=program_name,
+                participant=participant_label(library, participant.name if participant else None),
+                phone_tail=mask_phone(event.phone), event_id=event.id,
+                minutes=max(1, int((now - event.created_at).total_seconds() // 60)),
+            )
+            new_id = enqueue_once(session, to=counselor.phone, body=body, kind=CHECK_ALERT_KIND, now=now,
+                                  counselor_id=counselor.id, dedupe_key=f"check:{event.id}")
+            if new_id is not None:
+                new_ids.append(new_id)
+            log.warning("check event %s unanswered: counselor told", event.id)
         return new_ids
 
     return db.run(work)

@@ -80,6 +80,10 @@ def run_tick(db: Database, sender: SmsSender, library: Any, now: datetime, confi
         backup_phone=config.get("CRISIS_BACKUP_PHONE") or None,
         program_name=program,
     )
+    realerts += outbox.alert_unanswered_checks(
+        db, library, now, timeout=timedelta(minutes=int(config.get("CHECK_TIMEOUT_MINUTES") or 0)),
+        program_name=program,
+    )
     if realerts:
         _add(summary, outbox.deliver(db, sender, now, ids=realerts, **common))
     try:

@@ -29,8 +29,9 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from bot import risk
 from bot.segments import is_gsm7, non_gsm7_chars, septets
-from bot.text import normalise
+from bot.text import check_rules_tables, normalise
 
 DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "skills_library"
 
@@ -482,6 +483,9 @@ def _build(root: Path, today: date | None) -> tuple[Library | None, list[Problem
     _check_coverage(skills, problems)
     _check_trigger_overlap(skills, problems)
     _check_steps_as_sent(skills, messages, problems)
+    problems.extend(check_rules_tables(root))  # rules/: crisis rules, matching lexicon, SMS spellings
+    # rules/context.yaml, and models/ no older than training/
+    problems.extend(Problem(file, field, message) for file, field, message in risk.check_tables(root))
     return Library(skills=skills, messages=messages, resources=resources), problems
 
 

@@ -65,7 +65,8 @@ def test_chat_talks_through_the_same_engine(runner: Any, participant: Any) -> No
     result = runner.invoke(args=["chat", participant.phone], input="so anxious\n7\nnext\n")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("bot> ")]
-    assert "0-10" in lines[0] and "(1/" in lines[1] and "(2/" in lines[2]
+    # a validating line, the skill's intro asking for a rating, then the steps
+    assert "0-10" not in lines[0] and "0-10" in lines[1] and "(1/" in lines[2] and "(2/" in lines[3]
 
 
 def test_crisis_list_and_ack_resume_nudges(runner: Any, db: Any, participant: Any, counselor: Any) -> None:
@@ -87,10 +88,10 @@ def test_classify_prints_one_json_object_per_line(runner: Any) -> None:
     result = runner.invoke(args=["classify"], input="so nervous about court\nwhat time is group\ni want to die\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert [set(r) for r in rows] == [{"text", "crisis", "state", "skill"}] * 3
+    assert [set(r) for r in rows] == [{"text", "risk", "crisis", "state", "skill"}] * 3
     assert rows[0]["state"] == "anxiety" and rows[0]["skill"] and rows[0]["crisis"] is False
-    assert rows[1] == {"text": "what time is group", "crisis": False, "state": "none", "skill": None}
-    assert rows[2]["crisis"] is True
+    assert rows[1] == {"text": "what time is group", "risk": "none", "crisis": False, "state": "none", "skill": None}
+    assert rows[2]["risk"] == "crisis" and rows[2]["crisis"] is True
 
 
 def test_classify_explain_adds_the_cues(runner: Any) -> None:

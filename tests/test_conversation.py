@@ -27,13 +27,13 @@ def participant_row(db: Any) -> Participant:
 def test_crisis_text_gets_resources_alerts_counselor_and_pauses_nudges(
     sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any
 ) -> None:
-    replies = sms("i dont want to be here anymore", from_=PHONE)
+    replies = sms("i want to kill myself tonight", from_=PHONE)
     joined = " ".join(replies)
     assert "988" in joined and "741741" in joined
     assert "counselor" in joined.lower()
     alerts = fake_twilio.bodies_to(COUNSELOR_PHONE)
     assert len(alerts) == 1 and "URGENT" in alerts[0]
-    assert "be here anymore" not in alerts[0]  # the alert carries no message body
+    assert "kill myself" not in alerts[0]  # the alert carries no message body
     p = participant_row(db)
     assert p.crisis_hold is True
     with db.session() as s:
