@@ -22,8 +22,9 @@ Pipeline for one text:
 5. the library's trigger phrases vote too, more weakly;
 6. the best state wins if it clears a threshold and outscores the "no distress" cues
    (greetings, logistics, thanks, good news); ties go to the more acute state;
-7. a text in which nothing at all was found goes to the learned model, which names a state at
-   or above its threshold ("nobody has texted me in a week" -> loneliness).
+7. a text the lexicon could not place (no state won, and no no-distress cue or negation says
+   why) goes to the learned model, which names a state at or above its threshold ("nobody has
+   texted me in a week" -> loneliness).
 """
 
 from __future__ import annotations
@@ -425,14 +426,17 @@ class Matcher:
                 scores[state] = scores.get(state, 0.0) + weight
             evidence.append(f"trigger:{cue.pattern.label}->{'+'.join(self._trigger_skills[key])}")
         result = _decide(scores, tuple(evidence))
-        # The learned layer only where the lexicon heard nothing at all (no cue, no negated cue,
-        # no no-distress cue): what the lexicon understood, it explains.
-        if result.state == NONE and self._model is not None and all(e.startswith("typo:") for e in evidence):
+        # The learned layer where the lexicon could not place the text: no state won, and no
+        # no-distress cue ("thanks", "what time is group") or negation ("not anxious") explains
+        # why. What the lexicon understood, it explains.
+        if result.state == NONE and self._model is not None and not any(
+            e.startswith(("none:", "negated:", "lexicon:not ")) for e in evidence
+        ):
             return self._learned(text, result)
         return result
 
     def _learned(self, text: str, result: StateMatch) -> StateMatch:
-        """The learned layer, for a text in which no lexicon cue or trigger was found at all.
+        """The learned layer, for a text the lexicon could not place.
 
         It names a state when its probability reaches the model's threshold; below that, a
         distress state it leans to is kept in the evidence as "model:weak->state", so the

@@ -33,14 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import risk, safety  # noqa: E402
-from bot.learned import LinearModel, features, training_digest, write_model  # noqa: E402
+from bot.learned import E5, NGRAMS, LinearModel, embed, features, training_digest, write_model  # noqa: E402
 
 TRAINING = ROOT / "skills_library" / "training"
 MODELS = ROOT / "skills_library" / "models"
 # Risk: the positive and hard-negative families, plus every state text as a further negative
 # (ordinary distress is not risk). Sorted, so the digest does not depend on directory order.
-RISK_FILES = tuple(sorted(TRAINING.glob("risk_*.tsv"))) + (TRAINING / "states.tsv",)
-STATE_FILES = (TRAINING / "states.tsv",)
+STATE_FILES = tuple(sorted(TRAINING.glob("states*.tsv")))
+RISK_FILES = tuple(sorted(TRAINING.glob("risk_*.tsv"))) + STATE_FILES
 MIN_DF = 2
 
 
@@ -81,6 +81,19 @@ def fit(texts: list[str], labels: list[str], c: float) -> LinearModel:
 
     meta = {"classes": classes, "c": c}
     return LinearModel(meta, vocabulary, array("d", tfidf.idf_), array("d", weights), list(model.intercept_))
+
+
+def fit_dense(vectors: np.ndarray, labels: list[str], c: float, encoder: str) -> LinearModel:
+    """Logistic regression over fixed embeddings, as a LinearModel (idf 1, one "feature" a dimension)."""
+    from array import array
+
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit(vectors, labels)
+    dims = vectors.shape[1]
+    weights = np.ascontiguousarray(model.coef_.T).ravel()
+    meta = {"classes": list(model.classes_), "c": c, "encoder": encoder}
+    return LinearModel(meta, [f"d{i}" for i in range(dims)], array("d", [1.0] * dims), array("d", weights),
+                       list(model.intercept_))
 
 
 def cross_validate(texts: list[str], labels: list[str], groups: list[str], c: float, folds: int = 5):
@@ -147,11 +160,20 @@ def train_states(args: argparse.Namespace) -> None:
     texts = [r["text"] for r in rows]
     labels = [r["state"] for r in rows]
     groups = [r["family"] for r in rows]
-    print(f"states: {len(texts)} texts, {len(set(groups))} families, {len(set(labels))} states")
+    print(f"states: {len(texts)} texts, {len(set(groups))} families, {len(set(labels))} states, "
+          f"encoder {args.state_encoder}")
+    vectors = np.array(embed(texts)) if args.state_encoder == E5 else None
     best = None
     for c in args.c:
-        oof = cross_validate(texts, labels, groups, c)
-        per_state = Counter(lab for lab, p in zip(labels, oof, strict=True) if p.label == lab)
+        if vectors is not None:
+            predicted = np.empty(len(texts), dtype=object)
+            for train, test in GroupKFold(n_splits=5).split(vectors, labels, groups):
+                fold = LogisticRegression(C=c, max_iter=5000).fit(vectors[train], [labels[i] for i in train])
+                predicted[test] = fold.predict(vectors[test])
+            guesses = list(predicted)
+        else:
+            guesses = [p.label for p in cross_validate(texts, labels, groups, c)]
+        per_state = Counter(lab for lab, guess in zip(labels, guesses, strict=True) if guess == lab)
         totals = Counter(labels)
         macro = sum(per_state[s] / totals[s] for s in totals) / len(totals)
         print(f"  C={c:<5} held-out families: accuracy {sum(per_state.values()) / len(texts):.3f}, "
@@ -163,7 +185,7 @@ def train_states(args: argparse.Namespace) -> None:
     print(f"  chosen C={c}")
     if args.cv_only:
         return
-    model = fit(texts, labels, c)
+    model = fit_dense(vectors, labels, c, E5) if vectors is not None else fit(texts, labels, c)
     meta = {**model.meta, "threshold": args.state_threshold, "training_files": [f.name for f in STATE_FILES],
             "training_sha256": training_digest(STATE_FILES), "texts": len(texts), "cv_macro_recall": round(macro, 4)}
     _write(MODELS / "states.json.gz", model, meta)
@@ -182,8 +204,9 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[10.0], help="inverse regularisation (several: pick)")
     parser.add_argument("--max-false-alarms", type=float, default=0.09,
                         help="risk threshold: highest share of held-out hard negatives flagged by rules OR model")
-    parser.add_argument("--state-threshold", type=float, default=0.75,
+    parser.add_argument("--state-threshold", type=float, default=0.5,
                         help="states: least probability for the model to name a state")
+    parser.add_argument("--state-encoder", choices=(E5, NGRAMS), default=E5)
     parser.add_argument("--only", choices=("risk", "states"))
     args = parser.parse_args()
     if args.only in (None, "risk"):

@@ -490,3 +490,109 @@ def test_relapse_without_overdose_signs_stays_out_of_the_crisis_path() -> None:
         assert assess(text) == safety.NOT_CRISIS, text
     assert assess("used again and cant feel my legs").level == IMMINENT
     assert assess("i relapsed and took 20 xanax").level == IMMINENT
+
+
+# --------------------------------------------------------------------------------------------
+# Wording without a suicide word: safety status, plans and means, goodbyes, overdose signs,
+# danger from others, harm to others, medical emergencies, two weak cues
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, category, level",
+    [
+        ("really dont feel safe with myself tonight", "suicide", IMMINENT),
+        ("idk if i can stay safe till thursday", "suicide", IMMINENT),
+        ("wont promise im gonna be ok tonight", "suicide", IMMINENT),
+        ("i dont trust myself right now", "suicide", IMMINENT),
+        ("honestly scared of what ill do tonight", "suicide", IMMINENT),
+        ("cant be by myself tonight, can someone come", "suicide", IMMINENT),
+        ("can my roommate lock up my pills so i cant get to them tonight", "suicide", IMMINENT),
+        ("went through everything on my safety plan and still not ok", "suicide", IMMINENT),
+        ("not sure ill still be here in the morning", "suicide", IMMINENT),
+        ("scoped out the place", "suicide", IMMINENT),
+        ("sitting on the window sill 8 floors up", "suicide", IMMINENT),
+        ("the cord is set up in the closet", "suicide", IMMINENT),
+        ("got the blade in my hand", "suicide", IMMINENT),
+        ("im gonna take everything i have at once", "overdose", IMMINENT),
+        ("filled my pockets with stones", "suicide", IMMINENT),
+        ("last message you will ever get from me", "suicide", IMMINENT),
+        ("signing off for good", "suicide", IMMINENT),
+        ("please forgive me", "suicide", POSSIBLE),
+        ("idk how many i swallowed", "overdose", IMMINENT),
+        ("took every pill i could find", "overdose", IMMINENT),
+        ("breathing is really shallow since i used", "overdose", IMMINENT),
+        ("im being followed home", "abuse", IMMINENT),
+        ("my ex is outside my door right now", "abuse", IMMINENT),
+        ("he came at me with a hammer", "abuse", IMMINENT),
+        ("there is someone trying to get in my window", "abuse", IMMINENT),
+        ("my daughter came home from her dads with bruises", "abuse", IMMINENT),
+        ("i think i really hurt him", "harm_to_others", IMMINENT),
+        ("going to burn his truck tonight", "harm_to_others", IMMINENT),
+        ("im drunk and driving to her place", "harm_to_others", IMMINENT),
+        ("puking blood", "medical", IMMINENT),
+        ("my stool is black like tar", "medical", IMMINENT),
+        ("one side of my face went numb", "medical", IMMINENT),
+        ("this chest pain is not like my panic attacks", "medical", IMMINENT),
+        ("stopped drinking friday and now seeing bugs on the walls", "medical", IMMINENT),
+        ("worthless. got 2 bottles of sleeping pills at the store", "suicide", IMMINENT),
+        ("relapsed tonight. whole bottle next to me", "suicide", IMMINENT),
+    ],
+)
+def test_wording_without_a_suicide_word_is_caught(text: str, category: str, level: str) -> None:
+    result = assess(text)
+    assert result.is_crisis, text
+    assert category in result.categories, (text, result)
+    assert result.level == level, (text, result.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i feel safe with myself now",
+        "im not safe to drive in this snow",
+        "not sure i can stay safe on these icy roads",
+        "i dont trust myself with money lol",
+        "scared of what ill do after graduation",
+        "i cant be alone forever, i want a relationship",
+        "can you take my car to the shop tomorrow",
+        "took my meds this morning",
+        "this is my last text before my phone dies",
+        "goodbye to my old apartment, new place tomorrow",
+        "see you on the other side of the holidays",
+        "cutting onions for the chili",
+        "bought rope to strap down the boxes for the move",
+        "we tied the knot in june",
+        "had some dark thoughts last week but im steady now",
+        "the show had an overdose scene",
+        "my wife is gonna kill me i forgot the milk",
+        "self harm urge 0",
+        "nurse asked the suicide questions, all no",
+        "my dog keeps following me around",
+        "hiding in my room from my chores",
+        "my boss wont let me leave early",
+        "i need to go to the hospital for my mri tomorrow",
+        "the pepto made my poop black",
+        "fell asleep on the couch and cant get up for work",
+        "urges are bad tonight",
+        "in a dark place today, sad and flat",
+        "figured out how much it would take to fix my car",
+        "picked the place for dinner",
+    ],
+)
+def test_near_misses_of_the_wider_rules_are_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis, (text, assess(text).reasons)
+
+
+def test_recovery_talk_about_past_preparation_is_not_a_crisis_tier() -> None:
+    from bot import risk
+
+    text = "two years ago i had pills counted out on the table. a year clean now and doing so much better"
+    assert risk.assess(text, model=False).tier == risk.NONE
+
+
+def test_ambiguous_goodbyes_are_asked_about_not_acted_on() -> None:
+    from bot import risk
+
+    assert risk.assess("im so sorry for everything", model=False).tier == risk.CHECK
+    assert risk.assess("please tell my kids i love them", model=False).tier == risk.CHECK
