@@ -85,6 +85,8 @@ class ContextTables:
     past: re.Pattern[str]
     recovery: re.Pattern[str]
     current: re.Pattern[str]
+    mention: re.Pattern[str]
+    mention_rules: frozenset[str]
     gate_states: frozenset[str]
     gate_threshold: float
     yes: re.Pattern[str]
@@ -138,7 +140,13 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
             return None
         return compile_(field, r"^(?:" + "|".join(items) + r")(?: |$)")
 
-    past, recovery, current = (compile_(key, data.get(key)) for key in ("past", "recovery", "current"))
+    past, recovery, current, mention = (
+        compile_(key, data.get(key)) for key in ("past", "recovery", "current", "mention")
+    )
+    mention_rules = data.get("mention_rules")
+    if not isinstance(mention_rules, list) or not all(isinstance(x, str) for x in mention_rules):
+        problems.append(("mention_rules", "must be a list of rule names"))
+        mention_rules = []
     yes, no, no_but = phrases("answer_yes"), phrases("answer_no"), compile_("answer_no_but", data.get("answer_no_but"))
     gate = data.get("model_gate")
     gate_states: frozenset[str] = frozenset()
@@ -148,10 +156,10 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
         problems.append(("model_gate", "needs states (a list) and threshold (0-1]"))
     else:
         gate_states, gate_threshold = frozenset(map(str, gate["states"])), float(gate["threshold"])
-    if problems or None in (past, recovery, current, yes, no, no_but):
+    if problems or None in (past, recovery, current, mention, yes, no, no_but):
         return None, problems
-    return ContextTables(tuple(vague), past, recovery, current, gate_states, gate_threshold,  # type: ignore[arg-type]
-                         yes, no, no_but), []
+    return ContextTables(tuple(vague), past, recovery, current, mention, frozenset(mention_rules),  # type: ignore[arg-type]
+                         gate_states, gate_threshold, yes, no, no_but), []
 
 
 @lru_cache(maxsize=4)
@@ -184,10 +192,15 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
     if vague:
         reasons.append(f"vague:{vague}")
     tier = NONE
-    recovering = bool(ctx.past.search(canon) and ctx.recovery.search(canon) and not ctx.current.search(canon))
-    if recovering:
+    current = ctx.current.search(canon) is not None
+    discounted = bool(ctx.past.search(canon) and ctx.recovery.search(canon)) and not current
+    if discounted:
         reasons.append("recovery:past risk, present recovery")
-    if rules.is_crisis and not recovering:
+    elif (rules.is_crisis and not current and ctx.mention.search(canon)
+          and all(r.split("~")[0] in ctx.mention_rules for r in rules.reasons)):
+        discounted = True  # the same effect: no tier from the rules, no question from the model
+        reasons.append("mention:a show, a class, a training")
+    if rules.is_crisis and not discounted:
         past_only = all("~past" in r for r in rules.reasons)
         if rules.level == safety.IMMINENT and not past_only:
             tier = CRISIS
@@ -204,7 +217,7 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         probability = prediction.of("risk")
         cues = prediction.cues
         needed = max(layer.threshold, ctx.gate_threshold) if state in ctx.gate_states else layer.threshold
-        if tier == NONE and probability >= needed and not recovering:
+        if tier == NONE and probability >= needed and not discounted:
             tier = CHECK
             reasons.append(f"model:{probability:.2f}>={needed}")
     return RiskAssessment(tier, rules, probability, vague is not None, tuple(reasons), cues)
