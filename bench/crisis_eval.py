@@ -71,7 +71,7 @@ def _rate(hit: int, total: int) -> str:
 
 
 def evaluate(name: str, cases: list[Case], show_errors: bool) -> None:
-    states = [MATCHER.classify(c.text).state for c in cases]  # as the webhook reads a text
+    states = [MATCHER.classify(c.text).lexicon_state for c in cases]  # as the webhook reads a text
     tiers = {"rules": [risk.assess(c.text, model=False).tier for c in cases],
              "rules+model": [risk.assess(c.text, state=s).tier for c, s in zip(cases, states, strict=True)]}
     crisis_n = sum(c.crisis for c in cases)

@@ -3,7 +3,7 @@
 Enrolls many participants, then drives `POST /sms` with signed, realistic conversations (each
 participant's texts in order) over 16 concurrent connections, and does the same against a bare
 Flask app that returns fixed TwiML. Prints both throughputs, the ratio, p50/p99 latency, and the
-web workers' RSS. Targets (issue 2): ratio >= 0.30, p99 <= 100 ms, RSS <= 150 MB.
+web workers' RSS. Targets: ratio >= 0.30, p99 <= 100 ms, RSS <= 250 MB with the learned layers on.
 
     python bench/webhook.py [--seconds 15] [--participants 400] [--concurrency 16]
 """
@@ -33,7 +33,10 @@ ACCOUNT = "AC" + "b" * 32
 SCRIPT = [
     "hi", "im so anxious about court tomorrow", "7", "next", "next", "next", "done", "4",
     "really want a drink tonight", "skip", "next", "DONE", "skip", "MENU", "2", "8", "next", "done", "6",
-    "cant sleep its 3am", "more", "5", "next", "done", "3", "thanks", "so mad at my mom", "9", "next",
+    "cant sleep its 3am", "more", "5", "next", "done", "3",
+    # texts only the learned layers place (the e5 state model runs; the risk model runs on every text)
+    "nobody has texted me back all week and the apartment is so quiet", "menu",
+    "the room looks flat like a photo and i keep staring", "menu", "thanks", "so mad at my mom", "9", "next",
     "next", "done", "5", "PLAN", "been crying all morning", "6", "next", "done", "5",
 ]
 

@@ -196,7 +196,7 @@ def classify(explain: bool) -> None:
     for line in sys.stdin:
         text = line.rstrip("\n")
         match = matcher.classify(text)
-        assessment = risk.assess(text, state=match.state, explain=explain, library=library)
+        assessment = risk.assess(text, state=match.lexicon_state, explain=explain, library=library)
         if assessment.tier != risk.NONE:
             state, skill, evidence = "none", None, ()
         else:

@@ -199,7 +199,7 @@ def read(sms: InboundSms, matcher: Matcher | None = None) -> Reading:
     """
     match = matcher.classify(sms.body) if matcher is not None else None
     return Reading(
-        risk=risk.assess(sms.body, state=match.state if match else None),
+        risk=risk.assess(sms.body, state=match.lexicon_state if match else None),
         match=match,
         compliance=compliance_word(sms.body, sms.opt_out_type),
         command=_parse_command(sms.body),

@@ -121,6 +121,11 @@ class StateMatch:
     score: float
     evidence: tuple[str, ...]
 
+    @property
+    def lexicon_state(self) -> str | None:
+        """The state when the lexicon named it; None when the learned fallback did."""
+        return None if any(e.startswith("model:->") for e in self.evidence) else self.state
+
 
 @dataclass(frozen=True)
 class SkillHistory:

@@ -180,8 +180,9 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
            library: Path = LIBRARY) -> RiskAssessment:
     """The tier of `text` on its own (no context). Pure; never raises on any string.
 
-    `state` is the lexicon's reading of the text, when the caller has it: a clear everyday state
-    (a craving, panic, anger...) asks more of the learned layer before it may raise a question.
+    `state` is the lexicon's reading of the text (`StateMatch.lexicon_state`), when the caller
+    has it: a clear everyday state (a craving, panic, anger...) asks more of the learned layer
+    before it may raise a question. A state the learned fallback guessed does not count.
     `model=False` leaves the learned layer out (training measures what the rules already catch).
     """
     rules = safety.assess(text)
