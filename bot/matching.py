@@ -448,9 +448,11 @@ class Matcher:
         conversation can invite the texter to say more instead of greeting them.
         """
         assert self._model is not None
+        if len(normalise(text).split()) < MODEL_MIN_WORDS:
+            return result
         prediction = self._model.predict(text)
         label, probability = prediction.label, prediction.probability
-        if label == NONE or len(normalise(text).split()) < MODEL_MIN_WORDS:
+        if label == NONE:
             return result
         if probability >= self._model.threshold:
             return StateMatch(label, round(probability, 3), (*result.evidence, f"model:->{label} ({probability:.2f})"))
