@@ -45,7 +45,7 @@ from .text import normalise
 
 log = logging.getLogger(__name__)
 
-# Carrier keywords (REFERENCE.md): the whole body, any case.
+# Carrier keywords (Twilio Advanced Opt-Out defaults, CTIA): the whole body, any case.
 OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
 OPT_IN_WORDS = frozenset({"start", "yes", "unstop"})
 HELP_WORDS = frozenset({"help", "info"})

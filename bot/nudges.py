@@ -7,7 +7,7 @@ NudgeLog row per participant per local date (a unique key) and the nudge's outbo
 transaction, so two ticks running at once, a replayed tick or a DST night can never plan a second
 nudge for the same local date.
 
-Rules (issue 4):
+Rules:
 - Local time: a nudge is due at `nudge_time` on the participant's local date. A wall time that
   does not exist (spring-forward gap) is due at the first valid instant after the gap (03:00 for
   02:30 in New York); an ambiguous one (fall-back) is due at its first occurrence (fold=0).

@@ -1,6 +1,6 @@
 """Crisis detection: does an inbound text need the crisis path instead of a coping skill?
 
-Rules over normalised text, tuned for recall (CLINICAL.md section 2.6: "recall first for T2/T3").
+Rules over normalised text, tuned for recall: a missed crisis costs more than a question asked.
 The rules and the vocabulary they share are data a clinician can review:
 `skills_library/rules/crisis_rules.yaml` (every rule carries a `why`) and the SMS spellings in
 `skills_library/rules/sms_spellings.yaml`. This module is the engine that reads them: loaded once
@@ -24,7 +24,7 @@ Pipeline for one text:
    - lowered from imminent to possible when it is in the past ("i used to cut") or followed by
      laughter ("lol") -- lowered, never cancelled.
 
-Levels (CLINICAL 2.6): "imminent" (T3) = intent, plan, means, time, an act in progress, overdose,
+Levels: "imminent" (T3) = intent, plan, means, time, an act in progress, overdose,
 medical emergency, current abuse, harm to others; "possible" (T2) = passive ideation, urges
 without an act, past ideation, ambiguous violence, someone else at risk.
 
@@ -35,7 +35,7 @@ another person's thoughts of suicide or self-harm (they need help for helping); 
 
 Decisions documented here (clinician review wanted):
 - Media and education mentions ("that song about suicide", "suicide prevention training",
-  "suicide squad") are not crisis (CLINICAL 2.5 rates them low).
+  "suicide squad") are not crisis (a mention is not a disclosure).
 - Panic wording ("feel like im dying", "i think im going to die", "feels like a heart attack")
   and "cant breathe" alone are not crisis: the breathing skill opens with a 911 screen line.
   Chest pain together with breathlessness, arm or jaw pain, fainting is medical.

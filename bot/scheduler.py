@@ -1,6 +1,6 @@
 """The scheduler: one tick a minute plans due nudges, re-alerts crises and delivers the outbox.
 
-Process model (ARCHITECTURE.md): `flask scheduler` runs APScheduler 3 (BlockingScheduler, memory
+Process model: `flask scheduler` runs APScheduler 3 (BlockingScheduler, memory
 job store) with one interval job, "tick". Web workers never start a scheduler; `flask serve` (the
 local all-in-one process) starts a BackgroundScheduler through `start_background_scheduler`.
 Running several scheduler processes is safe on PostgreSQL (claims use SKIP LOCKED and unique keys

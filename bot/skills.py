@@ -60,7 +60,7 @@ Involvement = Literal["breath_hold", "cold_face_immersion", "intense_exercise"]
 INVOLVEMENTS: tuple[str, ...] = get_args(Involvement)
 
 # Breath holds and the cold-water dive reflex change heart rate and oxygen: the sources advise
-# medical clearance for heart or lung conditions and pregnancy (CLINICAL.md sections 0.2, D1).
+# medical clearance for heart or lung conditions and pregnancy (see the skills' cited sources).
 _HOLD_RISKS: frozenset[str] = frozenset({"heart_condition", "lung_condition", "pregnancy"})
 _SAFETY_GATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # involvement: (flags that must be in avoid_if, flags that must be in requires)

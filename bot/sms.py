@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 _REQUESTS_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
                  "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
-# Twilio error codes (REFERENCE.md, "Outbound").
+# Twilio error codes (https://www.twilio.com/docs/api/errors).
 UNSUBSCRIBED = 21610
 INVALID_NUMBER = 21211
 NOT_MOBILE = 21614

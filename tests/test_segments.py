@@ -1,4 +1,4 @@
-"""SMS encoding and segment counting, checked against the vectors in TWILIO_SCHEDULER.md section D."""
+"""SMS encoding and segment counting, checked against GSM 03.38 and Twilio's segment rules."""
 
 from __future__ import annotations
 
