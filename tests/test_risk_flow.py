@@ -262,3 +262,16 @@ def test_classify_reports_the_check_tier(runner: Any) -> None:
     (row,) = [json.loads(line) for line in result.output.splitlines()]
     assert row["risk"] == "check" and row["crisis"] is False
     assert any(r.startswith("rules:") for r in row["explain"]["risk_reasons"])
+
+
+def test_an_unhappy_text_that_matches_no_state_gets_an_invitation_not_the_greeting(
+    sms: SmsPoster, app: Any, db: Any, participant: Any
+) -> None:
+    (reply,) = sms("ugh today", from_=PHONE)
+    assert reply in app.extensions["library"].messages_list("none_invite")
+    (again,) = sms("ugh this week honestly", from_=PHONE)
+    assert again in app.extensions["library"].messages_list("none_invite") and again != reply
+    with db.session() as s:
+        assert s.scalar(select(ExerciseSession)) is None
+    (greeting,) = sms("hi there", from_=PHONE)
+    assert greeting not in app.extensions["library"].messages_list("none_invite")
