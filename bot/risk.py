@@ -14,10 +14,12 @@ How the layers combine (each named in `reasons`, for --explain):
    imminent hit is `crisis`; a possible hit is `check` when it is about the texter's own
    thoughts of suicide or self-harm, and `crisis` otherwise (abuse, overdose, someone else at
    risk: those replies give the right number at once).
-2. Recovery talk: a text that places risk in the past ("two years ago", "since my overdose"),
-   says how things are now ("doing so much better", "a year clean") and has nothing current
-   ("tonight", "again", "want to die") is `none`, whatever the rules or the model say. Rule hits
-   that are all in the past without such a marker are `check` at most.
+2. Recovery talk, mentions and clarifications: a text that places risk in the past ("two years
+   ago", "since my overdose"), says how things are now ("doing so much better", "a year clean") and has nothing current
+   ("tonight", "again", "want to die") is `none`, whatever the rules or the model say. So is a
+   text about a show, a class or a sport whose only rule hits notice a word ("suicide sprints"),
+   and one that clarifies something said before ("i meant the group chat lol"). Rule hits that
+   are all in the past without such markers are `check` at most.
 3. The learned layer (`bot.learned`, OR-ed with the rules) lifts `none` to `check` when its
    probability reaches the model's threshold. It never decides `crisis` alone: its false alarms
    are too frequent to act on without asking.
@@ -86,6 +88,7 @@ class ContextTables:
     recovery: re.Pattern[str]
     current: re.Pattern[str]
     mention: re.Pattern[str]
+    clarify: re.Pattern[str]
     mention_rules: frozenset[str]
     gate_states: frozenset[str]
     gate_threshold: float
@@ -140,8 +143,8 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
             return None
         return compile_(field, r"^(?:" + "|".join(items) + r")(?: |$)")
 
-    past, recovery, current, mention = (
-        compile_(key, data.get(key)) for key in ("past", "recovery", "current", "mention")
+    past, recovery, current, mention, clarify = (
+        compile_(key, data.get(key)) for key in ("past", "recovery", "current", "mention", "clarify")
     )
     mention_rules = data.get("mention_rules")
     if not isinstance(mention_rules, list) or not all(isinstance(x, str) for x in mention_rules):
@@ -156,9 +159,10 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
         problems.append(("model_gate", "needs states (a list) and threshold (0-1]"))
     else:
         gate_states, gate_threshold = frozenset(map(str, gate["states"])), float(gate["threshold"])
-    if problems or None in (past, recovery, current, mention, yes, no, no_but):
+    if problems or None in (past, recovery, current, mention, clarify, yes, no, no_but):
         return None, problems
-    return ContextTables(tuple(vague), past, recovery, current, mention, frozenset(mention_rules),  # type: ignore[arg-type]
+    return ContextTables(tuple(vague), past, recovery, current, mention, clarify,  # type: ignore[arg-type]
+                         frozenset(mention_rules),
                          gate_states, gate_threshold, yes, no, no_but), []
 
 
@@ -201,6 +205,9 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
           and all(r.split("~")[0] in ctx.mention_rules for r in rules.reasons)):
         discounted = True  # the same effect: no tier from the rules, no question from the model
         reasons.append("mention:a show, a class, a training")
+    elif rules.is_crisis and not current and ctx.clarify.search(canon):
+        discounted = True
+        reasons.append("clarify:explains something said before")
     if rules.is_crisis and not discounted:
         past_only = all("~past" in r for r in rules.reasons)
         if rules.level == safety.IMMINENT and not past_only:

@@ -96,6 +96,12 @@ def test_broken_context_tables_are_all_reported_at_once(library_copy: Path) -> N
     ("celebrating a year since my overdose", risk.NONE),
     ("2 years clean but tonight i want to die", risk.CRISIS),
     ("walked 5 kms today", risk.NONE),
+    ("lol when i said im ending it i meant my phone plan", risk.NONE),
+    ("lol when i said ending it tonight i meant it", risk.CRISIS),
+    ("coach made the whole team run suicides at basketball practice", risk.NONE),
+    ("my coworker stabbed me in the back on the project", risk.NONE),
+    ("total chocolate overdose after the party", risk.NONE),
+    ("i used to cut in high school", risk.CHECK),
     ("what time is group", risk.NONE),
 ])
 def test_tiers_of_single_texts(text: str, tier: str) -> None:

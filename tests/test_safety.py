@@ -596,3 +596,63 @@ def test_ambiguous_goodbyes_are_asked_about_not_acted_on() -> None:
 
     assert risk.assess("im so sorry for everything", model=False).tier == risk.CHECK
     assert risk.assess("please tell my kids i love them", model=False).tier == risk.CHECK
+
+
+# --------------------------------------------------------------------------------------------
+# Wording without the usual key words (rules added from risk_positive_3; own wording)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, category, level",
+    [
+        ("after a lot of thinking ive decided to end things", "suicide", IMMINENT),
+        ("its drink or die tonight honestly", "suicide", IMMINENT),
+        ("sorry for the call youre going to get from the hospital", "suicide", IMMINENT),
+        ("please dont narcan me this time", "suicide", IMMINENT),
+        ("put aside cash for my funeral in the drawer", "suicide", IMMINENT),
+        ("my pharmacist thinks these are for sleep. i have other plans for them", "overdose", IMMINENT),
+        ("my lips look kind of blue", "overdose", IMMINENT),
+        ("i keep forgetting to breathe after that hit", "overdose", IMMINENT),
+        ("i wish i had never been born", "suicide", POSSIBLE),
+        ("in the icu i get jealous of the patients who dont make it", "suicide", POSSIBLE),
+        ("he keeps telling me he knows where i sleep", "abuse", IMMINENT),
+        ("my roommate is pacing with a machete", "abuse", IMMINENT),
+        ("someone is kicking the bedroom door in", "abuse", IMMINENT),
+        ("reopened my old cuts last night", "self_harm", IMMINENT),
+        ("took sandpaper to my arm again", "self_harm", IMMINENT),
+        ("i carry a blade in my wallet for bad days", "self_harm", POSSIBLE),
+        ("headed to his house with a crowbar", "harm_to_others", IMMINENT),
+        ("people are in the walls and i havent slept in days", "medical", IMMINENT),
+        ("hit my head on the ice and now im seeing double", "medical", IMMINENT),
+        ("my cousin sent me a picture of a gun and wont answer", "third_party", IMMINENT),
+    ],
+)
+def test_wording_added_from_the_third_positive_set_is_caught(text: str, category: str, level: str) -> None:
+    result = assess(text)
+    assert result.is_crisis, text
+    assert category in result.categories, (text, result)
+    assert result.level == level, (text, result.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im not going to take it all in at once, one class at a time",
+        "my head exploded when i saw the price of eggs",
+        "threw myself off the wagon and into a pizza lol",
+        "the tour guide knows where i live lol shes my aunt",
+        "my ex gets out next month and he knows where i live",
+        "rubbed the table raw with sandpaper for the refinish",
+        "im gonna stab this steak so hard lol",
+        "ive decided to end my gym membership",
+        "the song about wanting to die hit hard but it ends hopeful",
+        "im not choosing death, im choosing my kids",
+        "my grandma said she will always watch over us when she moves",
+        "neighbor is feeding my cat starting tomorrow while im in ohio",
+    ],
+)
+def test_near_misses_of_the_third_set_rules_are_not_crisis(text: str) -> None:
+    from bot import risk
+
+    assert risk.assess(text, model=False).tier == risk.NONE, (text, risk.assess(text, model=False).reasons)
