@@ -15,8 +15,9 @@ How the layers combine (each named in `reasons`, for --explain):
    thoughts of suicide or self-harm, and `crisis` otherwise (abuse, overdose, someone else at
    risk: those replies give the right number at once).
 2. Recovery talk, mentions and clarifications: a text that places risk in the past ("two years
-   ago", "since my overdose"), says how things are now ("doing so much better", "a year clean") and has nothing current
-   ("tonight", "again", "want to die") is `none`, whatever the rules or the model say. So is a
+   ago", "since my overdose"), says how things are now ("doing so much better", "a year clean")
+   and has nothing current ("tonight", "again", "want to die") is `none`, whatever the rules or
+   the model say. So is a
    text about a show, a class or a sport whose only rule hits notice a word ("suicide sprints"),
    and one that clarifies something said before ("i meant the group chat lol"). Rule hits that
    are all in the past without such markers are `check` at most.
