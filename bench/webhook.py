@@ -190,7 +190,7 @@ def main() -> None:
     print(f"bot /sms webhook : {bot['rps']:8.1f} req/s  p50 {bot['p50_ms']:6.1f} ms  p99 {bot['p99_ms']:6.1f} ms"
           f"  ({bot['requests']} requests, {bot['errors']} errors)")
     print(f"ratio bot/bare   : {ratio:.2f}  (target >= 0.30); p99 target <= 100 ms at {args.concurrency} connections")
-    print(f"web worker RSS   : {', '.join(f'{r:.0f} MB' for r in rss)}  (target <= 150 MB)")
+    print(f"web worker RSS   : {', '.join(f'{r:.0f} MB' for r in rss)}  (target <= 250 MB)")
     print(json.dumps({"bare": bare, "bot": bot, "ratio": ratio, "worker_rss_mb": rss}))
 
 
