@@ -537,6 +537,26 @@ def test_relapse_without_overdose_signs_stays_out_of_the_crisis_path() -> None:
         ("stopped drinking friday and now seeing bugs on the walls", "medical", IMMINENT),
         ("worthless. got 2 bottles of sleeping pills at the store", "suicide", IMMINENT),
         ("relapsed tonight. whole bottle next to me", "suicide", IMMINENT),
+        ("after a lot of thinking ive decided to end things", "suicide", IMMINENT),
+        ("its drink or die tonight honestly", "suicide", IMMINENT),
+        ("sorry for the call youre going to get from the hospital", "suicide", IMMINENT),
+        ("please dont narcan me this time", "suicide", IMMINENT),
+        ("put aside cash for my funeral in the drawer", "suicide", IMMINENT),
+        ("my pharmacist thinks these are for sleep. i have other plans for them", "overdose", IMMINENT),
+        ("my lips look kind of blue", "overdose", IMMINENT),
+        ("i keep forgetting to breathe after that hit", "overdose", IMMINENT),
+        ("i wish i had never been born", "suicide", POSSIBLE),
+        ("in the icu i get jealous of the patients who dont make it", "suicide", POSSIBLE),
+        ("he keeps telling me he knows where i sleep", "abuse", IMMINENT),
+        ("my roommate is pacing with a machete", "abuse", IMMINENT),
+        ("someone is kicking the bedroom door in", "abuse", IMMINENT),
+        ("reopened my old cuts last night", "self_harm", IMMINENT),
+        ("took sandpaper to my arm again", "self_harm", IMMINENT),
+        ("i carry a blade in my wallet for bad days", "self_harm", POSSIBLE),
+        ("headed to his house with a crowbar", "harm_to_others", IMMINENT),
+        ("people are in the walls and i havent slept in days", "medical", IMMINENT),
+        ("hit my head on the ice and now im seeing double", "medical", IMMINENT),
+        ("my cousin sent me a picture of a gun and wont answer", "third_party", IMMINENT),
     ],
 )
 def test_wording_without_a_suicide_word_is_caught(text: str, category: str, level: str) -> None:
@@ -601,38 +621,6 @@ def test_ambiguous_goodbyes_are_asked_about_not_acted_on() -> None:
 # --------------------------------------------------------------------------------------------
 # Wording without the usual key words (rules added from risk_positive_3; own wording)
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, category, level",
-    [
-        ("after a lot of thinking ive decided to end things", "suicide", IMMINENT),
-        ("its drink or die tonight honestly", "suicide", IMMINENT),
-        ("sorry for the call youre going to get from the hospital", "suicide", IMMINENT),
-        ("please dont narcan me this time", "suicide", IMMINENT),
-        ("put aside cash for my funeral in the drawer", "suicide", IMMINENT),
-        ("my pharmacist thinks these are for sleep. i have other plans for them", "overdose", IMMINENT),
-        ("my lips look kind of blue", "overdose", IMMINENT),
-        ("i keep forgetting to breathe after that hit", "overdose", IMMINENT),
-        ("i wish i had never been born", "suicide", POSSIBLE),
-        ("in the icu i get jealous of the patients who dont make it", "suicide", POSSIBLE),
-        ("he keeps telling me he knows where i sleep", "abuse", IMMINENT),
-        ("my roommate is pacing with a machete", "abuse", IMMINENT),
-        ("someone is kicking the bedroom door in", "abuse", IMMINENT),
-        ("reopened my old cuts last night", "self_harm", IMMINENT),
-        ("took sandpaper to my arm again", "self_harm", IMMINENT),
-        ("i carry a blade in my wallet for bad days", "self_harm", POSSIBLE),
-        ("headed to his house with a crowbar", "harm_to_others", IMMINENT),
-        ("people are in the walls and i havent slept in days", "medical", IMMINENT),
-        ("hit my head on the ice and now im seeing double", "medical", IMMINENT),
-        ("my cousin sent me a picture of a gun and wont answer", "third_party", IMMINENT),
-    ],
-)
-def test_wording_added_from_the_third_positive_set_is_caught(text: str, category: str, level: str) -> None:
-    result = assess(text)
-    assert result.is_crisis, text
-    assert category in result.categories, (text, result)
-    assert result.level == level, (text, result.reasons)
 
 
 @pytest.mark.parametrize(
