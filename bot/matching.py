@@ -39,15 +39,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rapidfuzz.distance import OSA, Levenshtein
 
 from bot import learned
-from bot.text import (
+from bot.tables import (
     SMS_SPELLINGS_FILE,
     RulesFile,
     Source,
     default_library_path,
-    normalise,
     read_rules_file,
     sms_spellings_from,
 )
+from bot.text import normalise
 
 if TYPE_CHECKING:
     from bot.skills import Problem

@@ -65,16 +65,15 @@ from typing import TYPE_CHECKING, Any
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from bot.text import (
+from bot.tables import (
     SMS_SPELLINGS_FILE,
     RulesFile,
     Source,
     default_library_path,
-    fold,
-    normalise,
     read_rules_file,
     sms_spellings_from,
 )
+from bot.text import fold, normalise
 
 if TYPE_CHECKING:
     from bot.skills import Problem

@@ -31,7 +31,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from bot import risk
 from bot.segments import is_gsm7, non_gsm7_chars, septets
-from bot.text import check_rules_tables, normalise
+from bot.tables import check_rules_tables
+from bot.text import normalise
 
 DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "skills_library"
 

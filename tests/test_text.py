@@ -14,19 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.skills import DEFAULT_LIBRARY_PATH, LibraryError, Problem, check_library, load_library
-from bot.text import (
-    RULES_FOLDER,
-    SMS_SPELLINGS_FILE,
-    check_rules_tables,
-    expand_placeholders,
-    fold,
-    join_spelled_out,
-    load_sms_spellings,
-    normalise,
-    squeeze_elongations,
-    tokens,
-    unleet,
-)
+from bot.tables import RULES_FOLDER, SMS_SPELLINGS_FILE, check_rules_tables, expand_placeholders, load_sms_spellings
+from bot.text import fold, join_spelled_out, normalise, squeeze_elongations, tokens, unleet
 
 
 def test_fold_makes_phone_typography_plain_and_keeps_emoji() -> None:
