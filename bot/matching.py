@@ -40,12 +40,11 @@ from rapidfuzz.distance import OSA, Levenshtein
 
 from bot import learned
 from bot.tables import (
-    SMS_SPELLINGS_FILE,
     RulesFile,
     Source,
     default_library_path,
-    read_rules_file,
     sms_spellings_from,
+    table_sources,
 )
 from bot.text import normalise
 
@@ -220,8 +219,7 @@ def load_tables(root: Path | None = None) -> tuple[_Tables | None, list[Problem]
     """The matching tables of the library at `root` (default: the shipped one) and every problem
     in them (rules/lexicon.yaml and rules/sms_spellings.yaml). The tables are None when there is
     any problem. Cached on the files' text."""
-    root = Path(root) if root is not None else default_library_path()
-    return _load_tables(read_rules_file(root, SMS_SPELLINGS_FILE), read_rules_file(root, LEXICON_FILE))
+    return _load_tables(*table_sources(root, LEXICON_FILE))
 
 
 @lru_cache(maxsize=8)

@@ -626,15 +626,9 @@ def realert_crises(
 
     def work(session: Session) -> list[int]:
         last = func.coalesce(CrisisEvent.last_alert_at, CrisisEvent.created_at)
-        stmt = (
-            select(CrisisEvent)
-            .where(CrisisEvent.kind == "crisis", CrisisEvent.acknowledged_at.is_(None), last <= now - every)
-            .order_by(CrisisEvent.id)
-        )
-        if db.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
         new_ids: list[int] = []
-        for event in session.scalars(stmt):
+        for event in _claim_events(db, session, CrisisEvent.kind == "crisis", CrisisEvent.acknowledged_at.is_(None),
+                                   last <= now - every):
             participant = session.get(Participant, event.participant_id) if event.participant_id else None
             count = (event.alerts_sent or 0) + 1
             body = library.message(
@@ -688,16 +682,9 @@ def alert_unanswered_checks(
         return []
 
     def work(session: Session) -> list[int]:
-        stmt = (
-            select(CrisisEvent)
-            .where(CrisisEvent.kind == "check", CrisisEvent.answer.is_(None), CrisisEvent.alerts_sent == 0,
-                   CrisisEvent.created_at <= now - timeout)
-            .order_by(CrisisEvent.id)
-        )
-        if db.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
         new_ids: list[int] = []
-        for event in session.scalars(stmt):
+        for event in _claim_events(db, session, CrisisEvent.kind == "check", CrisisEvent.answer.is_(None),
+                                   CrisisEvent.alerts_sent == 0, CrisisEvent.created_at <= now - timeout):
             participant = session.get(Participant, event.participant_id) if event.participant_id else None
             counselor = session.get(Counselor, participant.counselor_id) if participant is not None else None
             event.alerts_sent = 1
@@ -718,3 +705,12 @@ def alert_unanswered_checks(
         return new_ids
 
     return db.run(work)
+
+
+def _claim_events(db: Database, session: Session, *conditions: Any) -> Iterable[CrisisEvent]:
+    """The events matching `conditions`, oldest first, locked against concurrent ticks on
+    PostgreSQL (SKIP LOCKED: another tick's events are left to it)."""
+    stmt = select(CrisisEvent).where(*conditions).order_by(CrisisEvent.id)
+    if db.is_postgres:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalars(stmt)

@@ -66,12 +66,10 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.tables import (
-    SMS_SPELLINGS_FILE,
     RulesFile,
     Source,
-    default_library_path,
-    read_rules_file,
     sms_spellings_from,
+    table_sources,
 )
 from bot.text import fold, normalise
 
@@ -240,8 +238,7 @@ def load_tables(root: Path | None = None) -> tuple[_Tables | None, list[Problem]
     """The crisis tables of the library at `root` (default: the shipped one) and every problem
     in them (rules/crisis_rules.yaml and rules/sms_spellings.yaml). The tables are None when
     there is any problem. Cached on the files' text."""
-    root = Path(root) if root is not None else default_library_path()
-    return _load_tables(read_rules_file(root, SMS_SPELLINGS_FILE), read_rules_file(root, RULES_FILE))
+    return _load_tables(*table_sources(root, RULES_FILE))
 
 
 @lru_cache(maxsize=8)

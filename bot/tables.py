@@ -39,6 +39,13 @@ def default_library_path() -> Path:
 Source = tuple[str | None, str | None]  # (the file's text, or None and why it could not be read)
 
 
+def table_sources(root: Path | None, name: str) -> tuple[Source, Source]:
+    """The texts of rules/sms_spellings.yaml and rules/`name` under `root` (default: the shipped
+    library): what an engine's cached loader takes, so an edited file is read again."""
+    root = Path(root) if root is not None else default_library_path()
+    return read_rules_file(root, SMS_SPELLINGS_FILE), read_rules_file(root, name)
+
+
 def read_rules_file(root: Path, name: str) -> Source:
     """The text of rules/`name` under the library `root`. Loaders cache on this text, not on the
     path, so an edited file is read again and identical copies of the library share one load."""
