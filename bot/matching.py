@@ -43,6 +43,7 @@ from bot.tables import (
     RulesFile,
     Source,
     default_library_path,
+    required,
     sms_spellings_from,
     table_sources,
 )
@@ -361,12 +362,7 @@ def _emoticons(f: RulesFile) -> tuple[tuple[re.Pattern[str], str, float], ...]:
 @cache
 def _tables() -> _Tables:
     """The shipped tables, loaded at first use; a library with problems is refused outright."""
-    tables, problems = load_tables()
-    if tables is None:
-        from bot.skills import LibraryError
-
-        raise LibraryError(problems)
-    return tables
+    return required(load_tables())
 
 
 class Matcher:

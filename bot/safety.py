@@ -68,6 +68,7 @@ from rapidfuzz.distance import OSA
 from bot.tables import (
     RulesFile,
     Source,
+    required,
     sms_spellings_from,
     table_sources,
 )
@@ -444,12 +445,7 @@ def _combos(f: RulesFile, frags: Mapping[str, Any]) -> tuple[_Combo, ...]:
 @cache
 def _tables() -> _Tables:
     """The shipped tables, loaded at first use; a library with problems is refused outright."""
-    tables, problems = load_tables()
-    if tables is None:
-        from bot.skills import LibraryError
-
-        raise LibraryError(problems)
-    return tables
+    return required(load_tables())
 
 
 # ============================================================================================

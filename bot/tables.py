@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from bot.skills import Problem
@@ -28,6 +28,7 @@ _TABLE_WORD = re.compile(r"[a-z0-9]+")
 _TABLE_WORDS = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
 
 Fragment = str | list[str]
+T = TypeVar("T")
 
 
 def default_library_path() -> Path:
@@ -37,6 +38,17 @@ def default_library_path() -> Path:
 
 
 Source = tuple[str | None, str | None]  # (the file's text, or None and why it could not be read)
+
+
+def required(loaded: tuple[T | None, list[Problem]]) -> T:
+    """Loaded tables, or `bot.skills.LibraryError` listing every problem in them: an engine
+    refuses to run on tables with errors."""
+    tables, problems = loaded
+    if tables is None:
+        from bot.skills import LibraryError  # late: bot.skills imports this module
+
+        raise LibraryError(problems)
+    return tables
 
 
 def table_sources(root: Path | None, name: str) -> tuple[Source, Source]:
