@@ -58,7 +58,7 @@ def free_port() -> int:
 
 def prepare_database(url: str, participants: int) -> list[str]:
     os.environ["DATABASE_URL"] = url
-    from bot import create_app
+    from bot.app import create_app
     from bot.cli import migrate
     from bot.enrollment import create_counselor
     from bot.models import Participant

@@ -19,7 +19,7 @@ from hypothesis import settings
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from bot import create_app
+from bot.app import create_app
 from bot.cli import migrate
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
