@@ -11,13 +11,14 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from .config import defaults, finalise, from_environment
+from .config import ConfigError, defaults, finalise, from_environment, production_problems, refuse
 from .conversation import Context
 from .db import Database
 from .matching import Matcher
 from .models import utcnow
-from .skills import load_library
+from .skills import Library, load_library
 from .sms import ConsoleSender, SmsSender, TwilioSender
+from .spool import Spool
 
 csrf = CSRFProtect()
 
@@ -35,25 +36,41 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["db"] = Database(app.config["DATABASE_URL"])
     library = load_library(Path(app.config["SKILLS_LIBRARY"]))
     app.extensions["library"] = library
+    _check_settings(app.config, library)
     app.extensions["matcher"] = Matcher(library)
     app.extensions.setdefault("clock", utcnow)
     app.extensions["sms_sender"] = app.config.get("SMS_SENDER") or make_sender(app.config)
     app.extensions["make_context"] = lambda now: make_context(app, now)
+    app.extensions["spool"] = Spool(app.config.get("SPOOL_DIR") or Path(app.instance_path) / "spool")
 
     csrf.init_app(app)
-    from . import cli, scheduler, simulator, webhook
+    from . import cli, health, metrics, scheduler, simulator, webhook
 
     webhook.init_app(app)
     csrf.exempt(webhook.bp)
     simulator.init_app(app)
     cli.init_app(app)
     scheduler.init_cli(app)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    health.init_app(app)
+    metrics.init_app(app)
 
     return app
+
+
+def _check_settings(config: Any, library: Library) -> None:
+    """Settings that only make sense against the content: fail start-up with one clear message."""
+    problems = []
+    country = str(config.get("CRISIS_COUNTRY") or "").strip().upper()
+    if country not in library.resources:
+        known = ", ".join(sorted(library.resources))
+        problems.append(f"CRISIS_COUNTRY={config.get('CRISIS_COUNTRY')!r} has no crisis resources file "
+                        f"(ISO 3166 alpha-2 codes with a file: {known}; the UK is GB)")
+    if config.get("BOT_ENV") == "production":
+        problems += production_problems(config, unreviewed_skills=len(library.unreviewed()))
+    if problems:
+        if config.get("BOT_ENV") == "production":
+            refuse(problems)
+        raise ConfigError("\n".join(problems))
 
 
 def make_context(app: Flask, now: datetime) -> Context:
@@ -64,6 +81,7 @@ def make_context(app: Flask, now: datetime) -> Context:
         program_name=app.config["PROGRAM_NAME"],
         crisis_country=app.config["CRISIS_COUNTRY"],
         risk_context=timedelta(hours=app.config["RISK_CONTEXT_HOURS"]),
+        backup_phone=app.config.get("CRISIS_BACKUP_PHONE") or None,
     )
 
 

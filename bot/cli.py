@@ -234,7 +234,10 @@ def skills_check() -> None:
         click.echo(str(problem))
     if errors:
         raise click.ClickException(f"{len(errors)} problem(s) in the skills library")
-    click.echo(f"skills library OK ({len(_services()['library'].skills)} skills)")
+    library = _services()["library"]
+    signed = len(library.skills) - len(library.unreviewed())
+    click.echo(f"skills library OK ({len(library.skills)} skills; {signed} of {len(library.skills)} signed off "
+               "by a clinician)")
 
 
 @skills_group.command("export")
@@ -290,6 +293,8 @@ def plan_set(phone: str, by_email: str, **fields: str | None) -> None:
 @with_appcontext
 def seed_demo() -> None:
     """Add a demo counselor and an active demo participant when the database has no counselor."""
+    if current_app.config["BOT_ENV"] == "production":
+        _fail("seed-demo adds a counselor with a published password: never with BOT_ENV=production")
     click.echo(seed_demo_data(current_app) or "database already has data; nothing seeded")
 
 
@@ -324,8 +329,8 @@ def seed_demo_data(app: Flask) -> str | None:
 
 @click.command("serve")
 @with_appcontext
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="HOST", show_envvar=True)
+@click.option("--port", default=5000, show_default=True, type=int, envvar="PORT", show_envvar=True)
 @click.option("--no-scheduler", is_flag=True, help="Web only (the scheduler runs elsewhere).")
 def serve(host: str, port: int, no_scheduler: bool) -> None:
     """The local all-in-one process: migrate, seed an empty database, web + simulator + scheduler."""
@@ -335,7 +340,7 @@ def serve(host: str, port: int, no_scheduler: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     migrate(app.config["DATABASE_URL"])
-    seeded = seed_demo_data(app)
+    seeded = None if app.config["BOT_ENV"] == "production" else seed_demo_data(app)
     if seeded:
         click.echo(seeded)
     if not no_scheduler:

@@ -40,6 +40,11 @@ ENV_NAMES = (
     "CHECKIN_WEEKDAY",
     "DELIVERY_THREADS",
     "TICK_DELIVERY_BUDGET_SECONDS",
+    "SCHEDULER_STALE_SECONDS",
+    "MESSAGE_RETENTION_DAYS",
+    "METRICS_TOKEN",
+    "ALLOW_UNREVIEWED_CONTENT",
+    "SPOOL_DIR",
 )
 
 _INT_KEYS = {
@@ -51,9 +56,11 @@ _INT_KEYS = {
     "TWILIO_TIMEOUT_SECONDS",
     "CHECKIN_WEEKDAY",
     "DELIVERY_THREADS",
+    "SCHEDULER_STALE_SECONDS",
+    "MESSAGE_RETENTION_DAYS",
 }
 _FLOAT_KEYS = {"SEND_RATE_PER_SECOND", "TICK_DELIVERY_BUDGET_SECONDS"}
-_BOOL_KEYS = {"SIMULATOR_ENABLED"}
+_BOOL_KEYS = {"SIMULATOR_ENABLED", "ALLOW_UNREVIEWED_CONTENT"}
 
 
 def defaults() -> dict[str, Any]:
@@ -85,6 +92,11 @@ def defaults() -> dict[str, Any]:
         "CHECKIN_WEEKDAY": 6,  # Sunday's nudge is a mood check-in; -1 turns check-ins off
         "DELIVERY_THREADS": 32,
         "TICK_DELIVERY_BUDGET_SECONDS": 45.0,
+        "SCHEDULER_STALE_SECONDS": 180,  # /healthz reports the scheduler stale after this
+        "MESSAGE_RETENTION_DAYS": 180,  # message bodies older than this are blanked; 0 keeps them
+        "METRICS_TOKEN": None,  # when set, GET /metrics needs "Authorization: Bearer <token>"
+        "ALLOW_UNREVIEWED_CONTENT": False,  # production refuses skills nobody signed off unless set
+        "SPOOL_DIR": None,  # texts received while the database was down; default instance/spool
         # The local all-in-one process (README run command) seeds demo data into an empty DB.
         "SEED_DEMO": False,
         "WTF_CSRF_TIME_LIMIT": None,
@@ -116,17 +128,36 @@ class ConfigError(RuntimeError):
     """The configuration cannot run safely (e.g. production without secrets)."""
 
 
+def production_problems(config: dict[str, Any], *, unreviewed_skills: int = 0) -> list[str]:
+    """Everything that makes a BOT_ENV=production configuration unsafe, each as one line."""
+    problems: list[str] = []
+    url = str(config.get("DATABASE_URL") or "")
+    if not url or url.startswith("sqlite") or url == defaults()["DATABASE_URL"]:
+        problems.append("DATABASE_URL must be set to a PostgreSQL database (SQLite is for local use)")
+    for key, why in (("SECRET_KEY", "signs counselor sessions"), ("TWILIO_ACCOUNT_SID", "sends texts"),
+                     ("TWILIO_AUTH_TOKEN", "sends texts and verifies Twilio's webhooks"),
+                     ("PUBLIC_BASE_URL", "the https address Twilio signs its webhooks for")):
+        if not config.get(key):
+            problems.append(f"{key} is not set ({why})")
+    if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
+        problems.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is not set (the sender)")
+    if unreviewed_skills and not config.get("ALLOW_UNREVIEWED_CONTENT"):
+        problems.append(f"{unreviewed_skills} skills are not signed off by a clinician (reviewed_by is empty); "
+                        "sign them off, or set ALLOW_UNREVIEWED_CONTENT=1 to run them anyway")
+    return problems
+
+
+def refuse(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("BOT_ENV=production refuses to start:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
 def finalise(config: dict[str, Any]) -> None:
-    """Derive dependent settings and refuse unsafe production configurations."""
+    """Derive dependent settings (production's own checks run once the library is loaded)."""
     production = config.get("BOT_ENV") == "production"
     twilio_ready = bool(config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"))
     if production:
-        missing = [k for k in ("SECRET_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not config.get(k)]
-        if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
-            missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        if missing:
-            raise ConfigError("production needs " + ", ".join(missing))
-        config["SIMULATOR_ENABLED"] = False
+        config["SIMULATOR_ENABLED"] = False  # never in production, whatever SIMULATOR_ENABLED says
     elif config.get("SIMULATOR_ENABLED") is None:
         config["SIMULATOR_ENABLED"] = not twilio_ready
     if not config.get("SECRET_KEY"):

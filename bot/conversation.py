@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 from sqlalchemy import bindparam, func, select, update
@@ -42,13 +43,20 @@ from .models import (
 from .nudges import in_window, parse_hhmm
 from .sms import mask_phone
 from .text import normalise
+from .vocabulary import HELP_WORDS as _HELP
+from .vocabulary import OPT_IN_WORDS as _OPT_IN
+from .vocabulary import OPT_OUT_WORDS as _OPT_OUT
+from .vocabulary import medically_allowed
+
+if TYPE_CHECKING:
+    from .skills import Library
 
 log = logging.getLogger(__name__)
 
-# Carrier keywords (Twilio Advanced Opt-Out defaults, CTIA): the whole body, any case.
-OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
-OPT_IN_WORDS = frozenset({"start", "yes", "unstop"})
-HELP_WORDS = frozenset({"help", "info"})
+# Carrier keywords (bot.vocabulary): the whole body, any case.
+OPT_OUT_WORDS = frozenset(w.lower() for w in _OPT_OUT)
+OPT_IN_WORDS = frozenset(w.lower() for w in _OPT_IN)
+HELP_WORDS = frozenset(w.lower() for w in _HELP)
 
 # Revocations in other words. Each needs a "contact me" object, so "i want to stop drinking"
 # and "stop thinking about it" are not revocations.
@@ -118,12 +126,32 @@ class InboundSms:
 class Context:
     """What the engine needs from the outside world, passed in by the caller."""
 
-    library: Any  # bot.skills.Library
+    library: Library
     matcher: Matcher
     now: datetime
     program_name: str = "IOP Coping Skills"
-    crisis_country: str = "US"
+    crisis_country: str = "US"  # resources for numbers whose own country has no resources file
     risk_context: timedelta = timedelta(hours=24)
+    backup_phone: str | None = None  # gets every crisis alert, and those about unknown numbers
+
+    def resources(self, phone: str) -> Any:
+        """Crisis resources for the country of `phone` (bot.skills.CrisisResources)."""
+        return resources_for(self.library, phone, self.crisis_country)
+
+
+def phone_region(phone: str) -> str | None:
+    """The ISO country of an E.164 number ("+447700900123" -> "GB"), None when unknown."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def resources_for(library: Any, phone: str, fallback: str) -> Any:
+    """The crisis lines of the texter's own country when the library has them, else `fallback`'s:
+    a UK number gets UK lines even where the clinic's default is the US."""
+    region = phone_region(phone)
+    return library.crisis_resources(region if region and region in library.resources else fallback)
 
 
 @dataclass(eq=False, slots=True)
@@ -178,6 +206,7 @@ _ABANDON_ACTIVE = (
 class Outcome:
     replies: list[str] = field(default_factory=list)
     outbox_ids: list[int] = field(default_factory=list)
+    risk_events: list[str] = field(default_factory=list)  # events this text opened: "crisis", "check"
 
 
 @dataclass(frozen=True)
@@ -241,6 +270,30 @@ def handle(
         participant.last_inbound_at = ctx.now
         if participant.ignored_nudges:
             participant.ignored_nudges = 0  # any reply restores the normal nudge rhythm
+    if participant is not None:
+        PARTICIPANTS.save(session.connection(), participant)
+    return out
+
+
+def replay(
+    session: Session, ctx: Context, participant: ParticipantRecord | None, sms: InboundSms, reading: Reading
+) -> Outcome:
+    """Record what a text received during a database outage meant, once the database is back.
+
+    Its fallback reply went out at the time (crisis lines for a risk text, "please text again"
+    otherwise), so nothing more is said to the texter. A risk text becomes a crisis event that
+    alerts the counselor (and the backup) now: without the database no question could be asked,
+    so a possible risk counts as a crisis. An opt-out is applied. Anything else is only recorded;
+    they were asked to text again. Returns the outbox rows to deliver (the alerts).
+    """
+    out = Outcome()
+    assessment = reading.risk
+    if assessment.tier != risk.NONE:
+        level = assessment.rules.level or "possible"
+        _handle_crisis(session, ctx, participant, sms, assessment.categories, level, out)
+        out.replies.clear()
+    elif reading.compliance == "opt_out" and participant is not None and participant.status != OPTED_OUT:
+        _opt_out(session, ctx, participant, out)
     if participant is not None:
         PARTICIPANTS.save(session.connection(), participant)
     return out
@@ -310,7 +363,7 @@ def _handle_crisis(
     level: str,
     out: Outcome,
 ) -> None:
-    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    resources = ctx.resources(sms.phone)
     categories = ", ".join(category_list) or "risk"
     event = CrisisEvent(
         kind="crisis",
@@ -323,6 +376,7 @@ def _handle_crisis(
     session.add(event)
     session.flush()
     log.warning("crisis event %s from %s (%s)", event.id, mask_phone(sms.phone), categories)
+    out.risk_events.append("crisis")
 
     if participant is not None:
         participant.last_inbound_at = ctx.now
@@ -343,12 +397,23 @@ def _handle_crisis(
             counselor_id=counselor.id, participant_id=None,
         )
         out.outbox_ids.append(row.id)
+        if ctx.backup_phone and ctx.backup_phone != counselor.phone:
+            backup = outbox.enqueue(session, to=ctx.backup_phone, body=alert, kind="crisis_alert", now=ctx.now)
+            out.outbox_ids.append(backup.id)
         event.alerts_sent = 1
         event.last_alert_at = ctx.now
         if participant.status == OPTED_OUT:
             return  # they asked for no texts; the counselor is told instead
         participant.conv_state = "crisis_followup"
         participant.conv_data = {}
+    elif ctx.backup_phone:
+        # Nobody's counselor: the backup on-call number hears about it at once.
+        alert = _msg(ctx, "counselor_crisis_alert_unknown", phone_tail=mask_phone(sms.phone), categories=categories,
+                     event_id=event.id)
+        row = outbox.enqueue(session, to=ctx.backup_phone, body=alert, kind="crisis_alert", now=ctx.now)
+        out.outbox_ids.append(row.id)
+        event.alerts_sent = 1
+        event.last_alert_at = ctx.now
 
     urgent = {"overdose", "medical", "harm_to_others"} & set(category_list)
     if urgent:  # the summary already names the emergency number; lead with it when danger is physical
@@ -383,11 +448,12 @@ def _handle_check(
     session.add(event)
     session.flush()
     log.warning("check event %s from %s", event.id, mask_phone(sms.phone))
+    out.risk_events.append("check")
     _interrupt_exercise(session, participant, ctx.now)
     state = (reading_match or ctx.matcher.classify(sms.body)).state  # what to offer if the answer is no
     participant.conv_state = "check_pending"
     participant.conv_data = {"check_event": event.id, "state": state}
-    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    resources = ctx.resources(sms.phone)
     out.replies.append(_msg(ctx, "check_question", resources=resources.summary))
 
 
@@ -414,7 +480,7 @@ def _answer_check(
         return True
     if not data.get("reasked") and reading.command is None:
         participant.conv_data = {**data, "reasked": True}
-        resources = ctx.library.crisis_resources(ctx.crisis_country)
+        resources = ctx.resources(sms.phone)
         out.replies.append(_msg(ctx, "check_reask", resources=resources.summary))
         return True
     # Still no answer: carry on with what they said; the question stays open for the timeout alert.
@@ -513,7 +579,7 @@ def _handle_compliance(
         return True  # nothing but the confirmation after an opt-out
     counselor = _counselor(session, participant)
     out.replies.append(_msg(ctx, "help", counselor=counselor.name, counselor_phone=counselor.phone))
-    resources = ctx.library.crisis_resources(ctx.crisis_country)
+    resources = ctx.resources(sms.phone)
     out.replies.append(_msg(ctx, "help_crisis", resources=resources.summary))
     return True
 
@@ -761,7 +827,7 @@ class _Dialogue:
         if self._classify(body).state != "none":
             return False  # they told us how they feel: match that instead
         skill = self.ctx.library.skill(skill_id)
-        self._start(skill, state=(skill.helps_with or ["none"])[0], source="nudge")
+        self._start(skill, state=skill.helps_with[0] if skill.helps_with else "none", source="nudge")
         return True
 
     # -- actions
@@ -786,7 +852,7 @@ class _Dialogue:
             self._show_menu()
             return
         ranked = self.ctx.matcher.rank_skills(
-            state, flags=frozenset(self.p.flags or ()), history=self._history(), text=text
+            state, flags=frozenset(self.p.flags or ()), history=self._history(), text=text or ""
         )
         if not ranked:
             self._show_menu()
@@ -827,7 +893,7 @@ class _Dialogue:
             self._abandon(running)
         library = self.ctx.library
         flags = frozenset(self.p.flags or ())
-        categories = sorted({s.category for s in library.skills.values() if _allowed(s, flags)},
+        categories = sorted({s.category for s in library.skills.values() if medically_allowed(s, flags)},
                             key=_category_rank)
         options = ", ".join(f"{i} {_msg(self.ctx, 'category_' + c)}" for i, c in enumerate(categories, 1))
         self.set_state("menu", categories=categories)
@@ -836,13 +902,14 @@ class _Dialogue:
     def _start_from_category(self, category: str) -> None:
         flags = frozenset(self.p.flags or ())
         recent = set(self._history().recent[:3])
-        skills = [s for s in self.ctx.library.skills.values() if s.category == category and _allowed(s, flags)]
+        skills = [s for s in self.ctx.library.skills.values()
+                  if s.category == category and medically_allowed(s, flags)]
         skills.sort(key=lambda s: (s.id in recent, s.id))
         if not skills:
             self.say("menu_invalid")
             return
         skill = skills[0]
-        self._start(skill, state=(skill.helps_with or ["none"])[0], source="menu")
+        self._start(skill, state=skill.helps_with[0] if skill.helps_with else "none", source="menu")
 
     def _start(self, skill: Any, *, state: str, source: str, tried: list[str] | None = None) -> None:
         self._write_exercises()
@@ -860,7 +927,7 @@ class _Dialogue:
             self._send_step(running)
             return
         if skill.medical_screen and state == "panic":
-            resources = self.ctx.library.crisis_resources(self.ctx.crisis_country)
+            resources = self.ctx.resources(self.p.phone)
             self.say("medical_screen", emergency=resources.emergency)
         self.say("skill_intro", title=skill.title, minutes=skill.duration_minutes)
 
@@ -997,10 +1064,6 @@ _CATEGORY_ORDER = (
 
 def _category_rank(category: str) -> int:
     return _CATEGORY_ORDER.index(category) if category in _CATEGORY_ORDER else len(_CATEGORY_ORDER)
-
-
-def _allowed(skill: Any, flags: frozenset[str]) -> bool:
-    return not (set(skill.avoid_if) & flags) and set(skill.requires) <= flags
 
 
 def parse_time(text: str) -> str | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import conversation, outbox, risk
@@ -20,6 +20,7 @@ from .conversation import Context, InboundSms
 from .db import Database
 from .models import Message
 from .sms import mask_phone
+from .spool import InboundEntry, Spool
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Received:
     replies: list[str] = field(default_factory=list)
     duplicate: bool = False
     outbox_ids: list[int] = field(default_factory=list)
+    risk_events: list[str] = field(default_factory=list)  # "crisis"/"check" events it opened (metrics)
 
 
 def receive(db: Database, make_context: Callable[[datetime], Context], sms: InboundSms, now: datetime) -> Received:
@@ -61,7 +63,7 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
                  "kind": "reply", "status": "replied", "created_at": now}
                 for text in outcome.replies
             ])
-        return Received(replies=outcome.replies, outbox_ids=outcome.outbox_ids)
+        return Received(replies=outcome.replies, outbox_ids=outcome.outbox_ids, risk_events=outcome.risk_events)
 
     try:
         result = db.run(work)
@@ -85,15 +87,87 @@ def _clean(value: str) -> str:
 _INSERT_MESSAGE = insert(Message.__table__)
 
 
-def fallback_replies(library: object, crisis_country: str, body: str) -> list[str]:
-    """Replies when the database is unavailable: crisis resources still go out (fail closed)."""
-    resources = library.crisis_resources(crisis_country)  # type: ignore[attr-defined]
-    if risk.assess(body).tier != risk.NONE:  # no question can be asked and answered without the database
+def fallback_replies(ctx: Context, sms: InboundSms) -> list[str]:
+    """Replies when the database is unavailable (fail closed: no database is needed to write them).
+
+    A text with any risk gets the crisis lines of the texter's country at once (no question can be
+    asked and answered without the database); an opt-out gets its confirmation; anything else is
+    asked to text again in a minute.
+    """
+    library, resources = ctx.library, ctx.resources(sms.phone)
+    if risk.assess(sms.body).tier != risk.NONE:
         return [
-            library.message("crisis_emergency", emergency=resources.emergency),  # type: ignore[attr-defined]
-            library.message("crisis_reply_unknown", resources=resources.summary),  # type: ignore[attr-defined]
+            library.message("crisis_emergency", emergency=resources.emergency),
+            library.message("crisis_reply_unknown", resources=resources.summary),
         ]
-    return [library.message("error_generic", emergency=resources.emergency)]  # type: ignore[attr-defined]
+    if conversation.compliance_word(sms.body, sms.opt_out_type) == "opt_out":
+        return [library.message("opted_out_confirmation", program=ctx.program_name)]
+    return [library.message("error_generic", emergency=resources.emergency)]
+
+
+def keep_for_replay(store: Spool, sms: InboundSms, now: datetime, replies: list[str]) -> bool:
+    """Spool a text the database could not take; False (and an error logged) if even that failed."""
+    try:
+        store.put_inbound(InboundEntry(
+            sid=_clean(sms.sid)[:64], phone=_clean(sms.phone)[:20], body=_clean(sms.body)[:MAX_BODY],
+            received_at=now.isoformat(), replies=list(replies), opt_out_type=sms.opt_out_type,
+            num_media=sms.num_media,
+        ))
+    except OSError as exc:
+        log.error("could not spool inbound %s from %s: %s", sms.sid[-6:], mask_phone(sms.phone), type(exc).__name__)
+        return False
+    return True
+
+
+def replay(db: Database, make_context: Callable[[datetime], Context], store: Spool) -> list[int]:
+    """Record the spooled texts now that the database answers; returns the outbox ids to deliver.
+
+    Each text is handled at the time it arrived (`conversation.replay`): its event carries that
+    time, and its counselor alert goes out now. A text already recorded (a second process replayed
+    it first) is dropped. Stops at the first sign the database is still down.
+    """
+    outbox_ids: list[int] = []
+    for path, entry in store.inbound():
+        sms = InboundSms(phone=entry.phone, body=entry.body, sid=entry.sid, opt_out_type=entry.opt_out_type,
+                         num_media=entry.num_media)
+        ctx = make_context(entry.received)
+        reading = conversation.read(sms, ctx.matcher)
+
+        def work(session: Session, sms: InboundSms = sms, ctx: Context = ctx, reading: conversation.Reading = reading,
+                 replies: list[str] = entry.replies) -> list[int]:
+            connection = session.connection()
+            participant = conversation.PARTICIPANTS.load(connection, sms.phone, for_update=db.is_postgres)
+            participant_id = participant.id if participant else None
+            connection.execute(_INSERT_MESSAGE, {
+                "participant_id": participant_id, "direction": "in", "phone": sms.phone, "body": sms.body,
+                "kind": "inbound", "twilio_sid": sms.sid, "status": "received", "created_at": ctx.now})
+            outcome = conversation.replay(session, ctx, participant, sms, reading)
+            if replies:
+                connection.execute(_INSERT_MESSAGE, [
+                    {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,
+                     "kind": "reply", "status": "replied", "created_at": ctx.now}
+                    for text in replies
+                ])
+            return outcome.outbox_ids
+
+        try:
+            ids = db.run(work)
+        except IntegrityError:
+            log.info("spooled inbound %s was recorded already", entry.sid[-6:])
+            store.done(path)
+            continue
+        except OperationalError:
+            log.warning("database still unavailable: spooled texts wait for the next try")
+            break
+        except Exception:
+            log.exception("could not replay spooled inbound %s", entry.sid[-6:])
+            store.retry_later(path, entry)
+            continue
+        store.done(path)
+        outbox_ids.extend(ids)
+        log.warning("replayed inbound %s from %s received during a database outage", entry.sid[-6:],
+                    mask_phone(entry.phone))
+    return outbox_ids
 
 
 def deliver_now(app: Any, ids: list[int]) -> None:
@@ -108,9 +182,19 @@ def deliver_now(app: Any, ids: list[int]) -> None:
     base = config.get("PUBLIC_BASE_URL")
     try:
         outbox.deliver(
-            services["db"], services["sms_sender"], services["clock"](), ids=ids,
+            services["db"], services["sms_sender"], services["clock"](), ids=ids, spool=services.get("spool"),
             notifier=outbox.Notifier(services["library"], config.get("PROGRAM_NAME") or "IOP Coping Skills"),
             status_callback=f"{str(base).rstrip('/')}/sms/status" if base else None,
         )
     except Exception:
         log.exception("immediate outbox delivery failed; rows left for the tick")
+
+
+def replay_and_deliver(app: Any) -> None:
+    """Replay this host's spool with the app's services and send the alerts it raised."""
+    services = app.extensions
+    try:
+        outbox.replay_unrecorded(services["db"], services["spool"])
+        deliver_now(app, replay(services["db"], services["make_context"], services["spool"]))
+    except Exception:
+        log.exception("replaying the spool failed; the next try or tick replays it")

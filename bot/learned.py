@@ -114,11 +114,14 @@ class LinearModel:
     multinomial LogisticRegression does.
     """
 
-    def __init__(self, meta: Mapping[str, object], vocabulary: list[str], idf: array, weights: array,
+    def __init__(self, meta: Mapping[str, object], vocabulary: list[str], idf: array[float], weights: array[float],
                  intercepts: list[float]) -> None:
+        classes, threshold = meta["classes"], meta.get("threshold", 0.5)
+        if not isinstance(classes, list | tuple) or not isinstance(threshold, int | float):
+            raise ValueError("a model's meta needs classes (a list) and a numeric threshold")
         self.meta = dict(meta)
-        self.classes: tuple[str, ...] = tuple(meta["classes"])  # type: ignore[call-overload]
-        self.threshold = float(meta.get("threshold", 0.5))  # type: ignore[arg-type]
+        self.classes: tuple[str, ...] = tuple(map(str, classes))
+        self.threshold = float(threshold)
         self.encoder = str(meta.get("encoder", NGRAMS))
         self._index = {feature: i for i, feature in enumerate(vocabulary)}
         self._vocabulary = vocabulary

@@ -48,25 +48,12 @@ from bot.tables import (
     table_sources,
 )
 from bot.text import normalise
+from bot.vocabulary import STATES as STATES
+from bot.vocabulary import medically_allowed
 
 if TYPE_CHECKING:
     from bot.skills import Problem
 
-STATES: tuple[str, ...] = (
-    "anxiety",
-    "panic",
-    "anger",
-    "sadness",
-    "stress",
-    "craving",
-    "lapse",
-    "sleep",
-    "dissociation",
-    "loneliness",
-    "rumination",
-    "shame",
-    "conflict",
-)
 NONE = "none"
 
 # Ties between states go to the more acute one: a skill for panic or a craving is the safer
@@ -137,15 +124,25 @@ class SkillHistory:
 
 
 class SkillLike(Protocol):
-    id: str
-    helps_with: Sequence[str]
-    triggers: Sequence[str]
-    avoid_if: Sequence[str]
-    requires: Sequence[str]
+    """What the matcher reads of a skill (read-only)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def helps_with(self) -> Sequence[str]: ...
+    @property
+    def triggers(self) -> Sequence[str]: ...
+    @property
+    def avoid_if(self) -> Sequence[str]: ...
+    @property
+    def requires(self) -> Sequence[str]: ...
 
 
 class LibraryLike(Protocol):
-    skills: Mapping[str, SkillLike]
+    """What the matcher reads of a library (read-only)."""
+
+    @property
+    def skills(self) -> Mapping[str, SkillLike]: ...
 
     def for_state(self, state: str) -> Sequence[SkillLike]: ...
 
@@ -597,7 +594,7 @@ class Matcher:
         if state == NONE:
             return []
         history = history or SkillHistory()
-        allowed = [s for s in self._library.for_state(state) if _allowed(s, flags)]
+        allowed = [s for s in self._library.for_state(state) if medically_allowed(s, flags)]
         hit = self.triggered_skills(text) if text else frozenset()
         recent = list(dict.fromkeys(history.recent[:3]))
 
@@ -665,7 +662,9 @@ class Matcher:
 # --------------------------------------------------------------------------------------------
 def _split_top(spec: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     i = 0
     while i < len(spec):
         ch = spec[i]
@@ -897,9 +896,10 @@ def _plausible_typo(tok: str, cand: str, dist: int) -> bool:
         return True  # OSA found a cheaper path through a transposition: "lonley", "anxeity"
     long_word = len(cand) >= 8
     return all(
-        _neighbours(tok[src], cand[dst]) or long_word and tok[src] in _VOWELS and cand[dst] in _VOWELS
-        for op, src, dst in Levenshtein.editops(tok, cand)
-        if op == "replace"
+        _neighbours(tok[e.src_pos], cand[e.dest_pos])
+        or long_word and tok[e.src_pos] in _VOWELS and cand[e.dest_pos] in _VOWELS
+        for e in Levenshtein.editops(tok, cand)
+        if e.tag == "replace"
     )
 
 
@@ -979,7 +979,3 @@ def _decide(scores: Mapping[str, float], evidence: tuple[str, ...]) -> StateMatc
     if best is None or scores[best] < THRESHOLD or none_score >= NONE_MARGIN * scores[best]:
         return StateMatch(NONE, round(none_score, 3), evidence)
     return StateMatch(best, round(scores[best], 3), evidence)
-
-
-def _allowed(skill: SkillLike, flags: frozenset[str]) -> bool:
-    return not (set(skill.avoid_if) & flags) and set(skill.requires) <= flags

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -46,6 +48,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    # Every model maps one Table (never a join or a select), and Core code uses it as one.
+    __table__: ClassVar[Table]
     type_annotation_map = {datetime: UTCDateTime()}
 
 
@@ -270,3 +274,15 @@ class AuditLog(Base):
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Heartbeat(Base):
+    """The last run of a recurring job (the scheduler's tick): `/healthz` and `/metrics` read it,
+    so a dead scheduler is seen from the web processes."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    beat_at: Mapped[datetime]
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    host: Mapped[str | None] = mapped_column(String(120))

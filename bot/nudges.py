@@ -59,7 +59,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, SQLCoreOperations
 
 from .db import Database
 from .models import (
@@ -271,7 +271,13 @@ class SkillLike(Protocol):
     practice_prompt: str
     practice_prompt_discreet: str | None
 
-    def allowed_for(self, flags: Iterable[str]) -> bool: ...
+    def allowed_for(self, flags: Iterable[str]) -> bool: ...  # the medical gate (bot.vocabulary)
+
+
+class Messages(Protocol):
+    """The library's message texts (bot.skills.Library)."""
+
+    def message(self, key: str, *, variant: int = 0, **values: object) -> str: ...
 
 
 def eligible_skills(skills: Iterable[Any], flags: Iterable[str] = (), discreet: bool = False) -> list[Any]:
@@ -330,12 +336,12 @@ def choose_skill(
     return next((s for s in fresh if s.id not in gains), fresh[0])
 
 
-def participant_label(library: Any, name: str | None) -> str:
+def participant_label(library: Messages, name: str | None) -> str:
     """How a counselor text names a participant: the name, or the library's stand-in."""
     return name.strip() if name and name.strip() else library.message("unnamed_participant")
 
 
-def nudge_body(library: Any, skill: Any | None, *, checkin: bool, discreet: bool) -> str:
+def nudge_body(library: Messages, skill: Any | None, *, checkin: bool, discreet: bool) -> str:
     """The text of a practice nudge (for `skill`) or of a mood check-in, from the library."""
     if checkin or skill is None:
         return library.message("nudge_checkin_discreet" if discreet else "nudge_checkin")
@@ -508,7 +514,7 @@ def _plan_chunk(
     return _write_plan(session, plan, now)
 
 
-def _id_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+def _id_in(session: Session, column: SQLCoreOperations[int], ids: Sequence[int]) -> ColumnElement[bool]:
     """column IN ids; on PostgreSQL as = ANY(array): one parameter instead of thousands."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(cast(bindparam(None, list(ids), type_=ARRAY(Integer())), ARRAY(Integer())))

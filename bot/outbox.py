@@ -42,9 +42,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from . import metrics
 from .db import Database
 from .db import _is_transient as is_transient
 from .models import (
@@ -54,6 +55,7 @@ from .models import (
     OPTED_OUT,
     PENDING,
     SENT,
+    AuditLog,
     Counselor,
     CrisisEvent,
     Message,
@@ -62,7 +64,8 @@ from .models import (
     outbox_values,
 )
 from .nudges import NOTICE_KIND, NUDGE_KIND, in_window, parse_hhmm, participant_label, zone_for
-from .sms import SendResult, SmsSender, mask_phone
+from .sms import UNSUBSCRIBED, SendResult, SmsSender, mask_phone
+from .spool import SentEntry, Spool
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +192,12 @@ def claim(
     limit: int = 100,
     ids: Sequence[int] | None = None,
     late_window: timedelta = timedelta(minutes=120),
+    skip: frozenset[int] = frozenset(),
 ) -> list[Claimed]:
     """Lease up to `limit` due rows (or only `ids`) to `owner`; SKIP LOCKED on PostgreSQL.
 
     Nudges that may no longer go out are cancelled or postponed here instead of being returned.
+    Rows in `skip` (sent, but not yet recorded: see bot/spool.py) are never claimed.
     """
 
     def work(session: Session) -> list[Claimed]:
@@ -224,6 +229,8 @@ def claim(
         )
         if ids is not None:
             stmt = stmt.where(Outbox.id.in_(list(ids)))
+        if skip:
+            stmt = stmt.where(Outbox.id.not_in(sorted(skip)))
         if db.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True, of=Outbox)
         claimed: list[Claimed] = []
@@ -255,6 +262,34 @@ def claim(
 
 
 # --------------------------------------------------------------------------------------------
+# Just before sending
+
+
+_SENDABLE = (
+    select(Outbox.status, Outbox.lease_owner, Participant.status.label("participant_status"),
+           Participant.invalid_number, Participant.crisis_hold)
+    .outerjoin(Participant, Participant.id == Outbox.participant_id)
+    .where(Outbox.id == bindparam("row_id"))
+)
+
+
+def still_sendable(db: Database, row: Claimed, owner: str) -> bool:
+    """Re-check a claimed row right before its send: still pending, still ours, and its
+    participant has not opted out since the claim (or, for a nudge, been held).
+
+    The claim may be most of a minute old when a send starts; a STOP that arrived meanwhile
+    cancelled the row, and nothing may go out after it.
+    """
+    with db.engine.connect() as connection:
+        current = connection.execute(_SENDABLE, {"row_id": row.id}).first()
+    if current is None or current.status != PENDING or current.lease_owner != owner:
+        return False
+    if current.participant_status == OPTED_OUT or current.invalid_number:
+        return False
+    return not (row.kind == NUDGE_KIND and (current.crisis_hold or current.participant_status != ACTIVE))
+
+
+# --------------------------------------------------------------------------------------------
 # Recording outcomes
 
 
@@ -276,6 +311,8 @@ def record(
     notifier: Notifier | None = None,
 ) -> str:
     """Store the outcome of one send; returns "sent", "retrying" or "failed"."""
+    if not result.ok:
+        metrics.count_delivery_failure(result)
     if result.ok and isinstance(row, Claimed):
         return _record_sent_fast(db, row, result, now)
     row_id = row.id if isinstance(row, Claimed) else row
@@ -286,7 +323,8 @@ _outbox = Outbox.__table__
 # Built once: this runs once per message, and building statements costs more than running them.
 _MARK_SENT = (
     update(_outbox)
-    .where(_outbox.c.id == bindparam("row_id"))
+    # Only a pending row becomes sent: one cancelled meanwhile (an opt-out) stays cancelled.
+    .where(_outbox.c.id == bindparam("row_id"), _outbox.c.status == PENDING)
     .values(
         status=SENT,
         sent_at=bindparam("sent_at"),
@@ -319,14 +357,15 @@ def _record_sent(session: Any, row: Claimed, result: SendResult, now: datetime) 
 
 
 # PostgreSQL: both writes in one statement, run in autocommit: one round trip instead of four
-# (BEGIN, UPDATE, INSERT, COMMIT), and still atomic.
+# (BEGIN, UPDATE, INSERT, COMMIT), and still atomic. A data-modifying WITH runs whether or not the
+# INSERT reads it: the message that left is recorded even if its row was cancelled meanwhile.
 _PG_RECORD_SENT = text(
     "WITH done AS (UPDATE outbox SET status = 'sent', sent_at = CAST(:sent_at AS timestamptz), "
     "provider_sid = :sid, attempts = attempts + 1, lease_until = NULL, lease_owner = NULL, error_code = NULL "
-    "WHERE id = :row_id RETURNING id) "
+    "WHERE id = :row_id AND status = 'pending' RETURNING id) "
     "INSERT INTO messages (participant_id, direction, phone, body, kind, twilio_sid, status, created_at) "
-    "SELECT CAST(:participant_id AS integer), 'out', :phone, :body, :kind, :sid, :status, "
-    "CAST(:sent_at AS timestamptz) FROM done"
+    "VALUES (CAST(:participant_id AS integer), 'out', :phone, :body, :kind, :sid, :status, "
+    "CAST(:sent_at AS timestamptz))"
 )
 
 
@@ -357,6 +396,64 @@ def _record_sent_fast(db: Database, row: Claimed, result: SendResult, now: datet
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def keep_unrecorded(db: Database, spool: Spool | None, row: Claimed, result: SendResult, now: datetime) -> str:
+    """A send the provider accepted could not be recorded: make sure it is never sent again.
+
+    First the row alone is marked sent (the message log entry may be what failed, e.g. a
+    duplicate provider id); if the database refuses even that, the send is written to the local
+    spool, whose rows claims skip until `replay_unrecorded` records them.
+    """
+    log.exception("outbox %s was sent (%s) but recording it failed", row.id, (result.sid or "-")[-6:])
+    try:
+        db.run(lambda session: session.execute(_MARK_SENT, {"row_id": row.id, "sent_at": now, "sid": result.sid}))
+        return "sent"
+    except Exception:
+        log.error("outbox %s: marking it sent failed too; keeping the send in the spool", row.id)
+    if spool is None:
+        log.error("outbox %s: no spool to keep the send in; it may go out again after its lease", row.id)
+        return "sent"
+    try:
+        spool.put_sent(SentEntry(outbox_id=row.id, sid=result.sid, status=result.status, sent_at=now.isoformat()))
+    except OSError:
+        log.error("outbox %s: could not spool the send either; it may go out again after its lease", row.id)
+    return "sent"
+
+
+def replay_unrecorded(db: Database, spool: Spool) -> int:
+    """Record the spooled sends (see `keep_unrecorded`); returns how many were recorded."""
+    recorded = 0
+    for path, entry in spool.sent():
+
+        def full(session: Session, entry: SentEntry = entry) -> None:
+            row = session.get(Outbox, entry.outbox_id)
+            if row is None:
+                return
+            session.execute(_MARK_SENT, {"row_id": row.id, "sent_at": entry.sent, "sid": entry.sid})
+            if entry.sid is None or session.scalar(select(Message.id).where(Message.twilio_sid == entry.sid)) is None:
+                session.execute(_ADD_MESSAGE, {
+                    "participant_id": row.participant_id, "direction": "out", "phone": row.to_phone, "body": row.body,
+                    "kind": row.kind, "twilio_sid": entry.sid, "status": entry.status or "queued",
+                    "created_at": entry.sent})
+
+        def row_only(session: Session, entry: SentEntry = entry) -> None:
+            session.execute(_MARK_SENT, {"row_id": entry.outbox_id, "sent_at": entry.sent, "sid": entry.sid})
+
+        try:
+            try:
+                db.run(full)
+            except IntegrityError:
+                db.run(row_only)
+        except OperationalError:
+            break  # still down: try again later
+        except Exception:
+            log.exception("could not record spooled send of outbox %s", entry.outbox_id)
+            spool.retry_later(path, entry)
+            continue
+        spool.done(path)
+        recorded += 1
+    return recorded
 
 
 def _record_other(
@@ -397,13 +494,7 @@ def _after_permanent_failure(
             )
         return
     if result.opted_out:
-        if participant.status == OPTED_OUT:
-            return
-        # The carrier says the person opted out (they texted an opt-out word): respect it everywhere.
-        participant.status = OPTED_OUT
-        participant.opted_out_at = now
-        cancel_pending_for(session, participant.id)
-        _notify(session, notifier, participant, "counselor_optout_notice", f"optout:{participant.id}:{row.id}", now)
+        carrier_opt_out(session, participant, now, notifier, f"optout:{participant.id}:{row.id}")
         return
     if result.invalid_number:
         first = not participant.invalid_number
@@ -430,6 +521,22 @@ def _after_permanent_failure(
         attempts=row.attempts,
         code=row.error_code or "-",
     )
+
+
+def carrier_opt_out(
+    session: Session, participant: Participant, now: datetime, notifier: Notifier | None, dedupe_key: str
+) -> bool:
+    """The carrier says the person opted out (error 21610, on a send or in a status callback):
+    respect it everywhere, cancel what is pending and tell the counselor once. True if it changed."""
+    if participant.status == OPTED_OUT:
+        return False
+    participant.status = OPTED_OUT
+    participant.opted_out_at = now
+    cancel_pending_for(session, participant.id)
+    session.add(AuditLog(actor="carrier", action="opt_out", participant_id=participant.id,
+                         detail={"reason": f"error {UNSUBSCRIBED}"}, created_at=now))
+    _notify(session, notifier, participant, "counselor_optout_notice", dedupe_key, now)
+    return True
 
 
 def _notify(
@@ -514,6 +621,7 @@ def deliver(
     status_callback: str | None = None,
     notifier: Notifier | None = None,
     late_window: timedelta = timedelta(minutes=120),
+    spool: Spool | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryReport:
@@ -538,6 +646,8 @@ def deliver(
         limiter.acquire()
         if monotonic() - claimed_at > LEASE_SAFE.total_seconds():
             return None
+        if row.participant_id is not None and not still_sendable(db, row, owner):
+            return None  # cancelled since the claim (an opt-out, a crisis hold): it must not go out
         try:
             result = sender.send(row.to_phone, row.body, status_callback=status_callback)
         except Exception:  # a sender bug must not loop forever: count it as a failed attempt
@@ -545,12 +655,16 @@ def deliver(
             result = SendResult(ok=False, retryable=True, detail="sender_error")
         try:
             return record(db, row, owner, result, clock(), notifier=notifier)
-        except Exception:  # the row stays leased; after LEASE it is claimed (and sent) again
-            log.exception("could not record the outcome of outbox %s", row.id)
+        except Exception:
+            if result.ok:  # it left: whatever happens, it must not be sent again as if it had failed
+                return keep_unrecorded(db, spool, row, result, clock())
+            # Not sent: the row stays leased, and after LEASE it is claimed and tried again.
+            log.exception("could not record the failed attempt of outbox %s", row.id)
             return None
 
     def claim_batch(size: int) -> list[Claimed]:
-        return claim(db, clock(), owner, limit=size, ids=ids, late_window=late_window)
+        skip = spool.unrecorded_outbox_ids() if spool is not None else frozenset()
+        return claim(db, clock(), owner, limit=size, ids=ids, late_window=late_window, skip=skip)
 
     remaining = len(ids) if ids is not None else limit
     threads = max(1, threads)

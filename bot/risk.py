@@ -42,8 +42,9 @@ from typing import Any
 
 import yaml
 
-from bot import learned, safety
+from bot import learned, matching, safety
 from bot.text import normalise
+from bot.vocabulary import STATES
 
 CRISIS = "crisis"
 CHECK = "check"
@@ -160,10 +161,14 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
         problems.append(("model_gate", "needs states (a list) and threshold (0-1]"))
     else:
         gate_states, gate_threshold = frozenset(map(str, gate["states"])), float(gate["threshold"])
-    if problems or None in (past, recovery, current, mention, clarify, yes, no, no_but):
+        unknown = sorted(gate_states - set(STATES))
+        if unknown:
+            problems.append(("model_gate.states", f"not distress states: {', '.join(unknown)} "
+                             f"(expected some of: {', '.join(STATES)})"))
+    if (problems or past is None or recovery is None or current is None or mention is None or clarify is None
+            or yes is None or no is None or no_but is None):
         return None, problems
-    return ContextTables(tuple(vague), past, recovery, current, mention, clarify,  # type: ignore[arg-type]
-                         frozenset(mention_rules),
+    return ContextTables(tuple(vague), past, recovery, current, mention, clarify, frozenset(mention_rules),
                          gate_states, gate_threshold, yes, no, no_but), []
 
 
@@ -278,8 +283,14 @@ def check_tables(library: Path) -> list[tuple[str, str, str]]:
         except (OSError, ValueError, KeyError) as exc:
             problems.append((where, "", f"cannot read the model: {exc}"))
             continue
-        names = [str(n) for n in model.meta.get("training_files", [])]  # type: ignore[attr-defined]
+        files = model.meta.get("training_files", [])
+        names = [str(n) for n in files] if isinstance(files, list) else []
         used.update(names)
+        is_state_model = path.name == matching.STATES_MODEL.name
+        strangers = sorted(set(model.classes) - {*STATES, matching.NONE}) if is_state_model else []
+        if strangers:
+            problems.append((where, "classes", f"not distress states: {', '.join(strangers)} "
+                             "(the state model names only the states of bot/vocabulary.py and none)"))
         missing = [n for n in names if not (training / n).is_file()]
         if missing:
             problems.append((where, "training_files", f"trained on files that are gone: {', '.join(missing)}"))

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,10 +27,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import outbox
+from . import heartbeat, inbound, outbox
 from .db import Database
 from .nudges import NudgeConfig, plan_due_nudges
 from .sms import SmsSender
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,10 @@ class TickSummary:
         return json.dumps(asdict(self))
 
 
-def run_tick(db: Database, sender: SmsSender, library: Any, now: datetime, config: Mapping[str, Any]) -> TickSummary:
+def run_tick(
+    db: Database, sender: SmsSender, library: Any, now: datetime, config: Mapping[str, Any], *,
+    spool: Spool | None = None,
+) -> TickSummary:
     """One tick at `now` (aware UTC): crisis re-alerts (delivered first), nudges, then the outbox.
 
     Safe to run concurrently with other ticks and to replay for a past `now`.
@@ -60,6 +65,7 @@ def run_tick(db: Database, sender: SmsSender, library: Any, now: datetime, confi
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     now = now.astimezone(UTC)
+    started = time.monotonic()
     program = str(config.get("PROGRAM_NAME") or "IOP Coping Skills")
     notifier = outbox.Notifier(library, program)
     rate = _float(config.get("SEND_RATE_PER_SECOND"), 10.0)
@@ -70,6 +76,7 @@ def run_tick(db: Database, sender: SmsSender, library: Any, now: datetime, confi
         "status_callback": status_callback_url(config),
         "notifier": notifier,
         "late_window": late_window,
+        "spool": spool,
     }
     summary = TickSummary()
     realerts = outbox.realert_crises(
@@ -92,6 +99,7 @@ def run_tick(db: Database, sender: SmsSender, library: Any, now: datetime, confi
         log.exception("planning nudges failed; delivering the outbox anyway")
     budget = _float(config.get("TICK_DELIVERY_BUDGET_SECONDS"), DEFAULT_DELIVERY_BUDGET_SECONDS)
     _add(summary, outbox.deliver(db, sender, now, budget_seconds=budget, **common))
+    heartbeat.record(db, now, time.monotonic() - started)
     return summary
 
 
@@ -115,7 +123,11 @@ def tick(app: Flask, now: datetime | None = None) -> TickSummary:
     """One tick with the app's services; `now` defaults to the app's clock."""
     services = app.extensions
     when = now if now is not None else services["clock"]()
-    return run_tick(services["db"], services["sms_sender"], services["library"], when, app.config)
+    # Texts and sends kept on disk while the database was down are recorded first, and their
+    # alerts delivered, before anything else is planned.
+    inbound.replay_and_deliver(app)
+    return run_tick(services["db"], services["sms_sender"], services["library"], when, app.config,
+                    spool=services["spool"])
 
 
 def tick_job(app: Flask) -> None:

@@ -33,28 +33,18 @@ from bot import risk
 from bot.segments import is_gsm7, non_gsm7_chars, septets
 from bot.tables import check_rules_tables
 from bot.text import normalise
+from bot.vocabulary import FLAGS as FLAGS
+from bot.vocabulary import OPT_IN_WORDS as OPT_IN_WORDS
+from bot.vocabulary import OPT_OUT_WORDS, Flag, State, medically_allowed
+from bot.vocabulary import STATES as STATES
 
 DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "skills_library"
-
-State = Literal[
-    "anxiety", "panic", "anger", "sadness", "stress", "craving", "lapse",
-    "sleep", "dissociation", "loneliness", "rumination", "shame", "conflict",
-]
-STATES: tuple[str, ...] = get_args(State)
 
 Category = Literal[
     "breathing", "grounding", "distress_tolerance", "emotion_regulation", "interpersonal", "cbt",
     "mindfulness", "relapse_prevention", "sleep", "anger", "psychoeducation",
 ]
 CATEGORIES: tuple[str, ...] = get_args(Category)
-
-# Participant flags a counselor sets at enrollment. `avoid_if` hides a skill from anyone with the
-# flag; `requires` shows it only to people who have every listed flag (medical clearance).
-Flag = Literal[
-    "heart_condition", "lung_condition", "pregnancy",
-    "cleared_cold_water", "cleared_intense_exercise", "trauma_sensitive",
-]
-FLAGS: tuple[str, ...] = get_args(Flag)
 
 # What a skill physically asks of the body; each one carries a medical gate (see _SAFETY_GATES).
 Involvement = Literal["breath_hold", "cold_face_immersion", "intense_exercise"]
@@ -73,12 +63,10 @@ _SAFETY_GATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 
-# Whole-word replies carriers and Twilio act on. A participant who copies one of them back to us
-# is opted out of every text, so no text may contain them outside the opt-out instruction itself.
-CARRIER_WORDS: tuple[str, ...] = (
-    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-)
-OPT_IN_WORDS: tuple[str, ...] = ("START", "YES", "UNSTOP")
+# Whole-word replies carriers and Twilio act on (bot.vocabulary). A participant who copies one of
+# them back to us is opted out of every text, so no text may contain them outside the opt-out
+# instruction itself.
+CARRIER_WORDS: tuple[str, ...] = OPT_OUT_WORDS
 
 # Messages that must name the opt-out / opt-in keywords (US carrier rules require it).
 OPT_OUT_INSTRUCTION_KEYS: frozenset[str] = frozenset(
@@ -186,7 +174,9 @@ PLACEHOLDER_SAMPLE = "Abcdefghij Klmnopqrs"  # 20 characters
 _WORD_LIST = "|".join(w.lower() for w in CARRIER_WORDS)
 _CARRIER_RE = re.compile(rf"\b({_WORD_LIST})\b", re.IGNORECASE)
 _OPT_IN_ASK_RE = re.compile(
-    r"\b(?:reply|text|send|type|respond|answer)(?:\s+with)?\s+[\"']?(start|yes|unstop)\b", re.IGNORECASE
+    r"\b(?:reply|text|send|type|respond|answer)(?:\s+with)?\s+[\"']?("
+    + "|".join(w.lower() for w in OPT_IN_WORDS) + r")\b",
+    re.IGNORECASE,
 )
 # Word stems a lock-screen-safe ("discreet") prompt must not contain: each would tell anyone
 # glancing at the phone that the texts are about mental health or substance use.
@@ -339,8 +329,8 @@ class Skill(_Strict):
     reviewed_on: date | None = None
 
     def allowed_for(self, flags: Collection[str]) -> bool:
-        """True when a participant with these flags may be offered the skill."""
-        return not any(f in flags for f in self.avoid_if) and all(f in flags for f in self.requires)
+        """True when a participant with these flags may be offered the skill (the medical gate)."""
+        return medically_allowed(self, flags)
 
     def sent_texts(self) -> list[tuple[str, str]]:
         """(field, text) for every text of this skill that is sent to participants."""
@@ -410,6 +400,10 @@ class Library:
         """Message `key` with placeholders filled; for variants, number `variant` (wrapping round)."""
         templates = self._templates(key)
         return _fill(key, templates[variant % len(templates)], values)
+
+    def unreviewed(self) -> list[str]:
+        """Ids of skills no clinician has signed off (empty `reviewed_by`)."""
+        return sorted(s.id for s in self.skills.values() if not s.reviewed_by)
 
     def crisis_resources(self, country: str | None) -> CrisisResources:
         """Resources for an ISO alpha-2 country, or the international (XX) file if there is none."""

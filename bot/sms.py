@@ -7,11 +7,11 @@ message left, and if not, whether trying again later can help.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -95,7 +95,7 @@ class TwilioSender:
         self._factory = make_client
         self._base_url = base_url.rstrip("/") if base_url else None
 
-    def _client(self):  # type: ignore[no-untyped-def]
+    def _client(self) -> Any:  # a twilio.rest.Client: twilio ships no type information
         # One client (and connection pool) per thread: requests sessions are not thread-safe.
         client = getattr(self._local, "client", None)
         if client is None:
@@ -135,13 +135,13 @@ class ConsoleSender:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
         self._stream = stream
-        self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         with self._lock:
-            number = next(self._ids)
             self.sent.append((to, body))
         stream = self._stream or sys.stderr  # stdout stays clean for commands that print JSON
         print(f"[console sms -> {to}] {body}", file=stream, flush=True)
-        return SendResult(ok=True, sid=f"SMconsole{number:024d}", status="sent")
+        # Unique across processes and restarts (each CLI command is a new process): a repeated id
+        # would make recording the send fail.
+        return SendResult(ok=True, sid=f"SM{uuid.uuid4().hex}", status="sent")

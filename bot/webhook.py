@@ -7,6 +7,7 @@ else (an HTML error page) as error 12300.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -15,9 +16,10 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
-from . import inbound
+from . import inbound, metrics, outbox
 from .conversation import InboundSms
-from .models import Message, Outbox
+from .models import Message, Outbox, Participant
+from .sms import UNSUBSCRIBED
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ STATUS_RANK = {
 
 def twiml(replies: list[str] | None = None, status: int = 200) -> Response:
     response = MessagingResponse()
+    metrics.count_replies(len(replies or []))
     for text in replies or []:
         response.message(text)
     return Response(str(response), status=status, mimetype="text/xml")
@@ -66,6 +69,7 @@ def signature_ok() -> bool:
 def sms() -> Response:
     if not signature_ok():
         log.warning("rejected /sms with a missing or invalid signature")
+        metrics.count_inbound("forged")
         return twiml(status=403)
     form = request.form
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
@@ -84,20 +88,56 @@ def sms() -> Response:
     now = services["clock"]()
     try:
         received = inbound.receive(services["db"], services["make_context"], message, now)
-    except OperationalError:
-        log.exception("database unavailable while handling %s", sid[-6:])
-        # Twilio keeps the message in its logs and tries the fallback URL on 5xx; crisis texts
-        # still get resources now.
-        return twiml(inbound.fallback_replies(services["library"], current_app.config["CRISIS_COUNTRY"],
-                                              message.body), status=503)
-    except Exception:
-        log.exception("unexpected error while handling %s", sid[-6:])
-        return twiml(inbound.fallback_replies(services["library"], current_app.config["CRISIS_COUNTRY"],
-                                              message.body))
+    except Exception as exc:
+        metrics.count_inbound("error")
+        return _answer_without_database(message, now, exc)
+    metrics.count_inbound("duplicate" if received.duplicate else "handled", received.risk_events)
     if received.duplicate:
         return twiml()
-    inbound.deliver_now(current_app, received.outbox_ids)
-    return twiml(received.replies)
+    response = twiml(received.replies)
+    _replay_spool_after(response)
+    if received.outbox_ids:
+        # The texter's reply first: counselor alerts go out once the response is written (a slow
+        # Twilio API must not delay a crisis reply). The rows are in the outbox already, so if
+        # this process dies first, the scheduler's next tick sends them.
+        app, ids = current_app._get_current_object(), list(received.outbox_ids)  # type: ignore[attr-defined]
+        response.call_on_close(lambda: inbound.deliver_now(app, ids))
+    return response
+
+
+_spool_checked = 0.0
+SPOOL_CHECK_SECONDS = 30.0
+
+
+def _replay_spool_after(response: Response) -> None:
+    """The database answers again: replay texts this host spooled during an outage, after the
+    response (looked for at most every SPOOL_CHECK_SECONDS; the scheduler's tick replays too)."""
+    global _spool_checked
+    moment = time.monotonic()
+    if moment - _spool_checked < SPOOL_CHECK_SECONDS:
+        return
+    _spool_checked = moment
+    if current_app.extensions["spool"].has_entries():
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        response.call_on_close(lambda: inbound.replay_and_deliver(app))
+
+
+def _answer_without_database(message: InboundSms, now: Any, exc: Exception) -> Response:
+    """The database (or a bug) failed this text: answer 200 anyway and keep the text for replay.
+
+    Twilio does not deliver the body of a 4xx/5xx answer (error 11217), so a 503 with crisis lines
+    would reach nobody. The text is spooled to disk and replayed once the database answers, so a
+    crisis text still alerts the counselor.
+    """
+    services = current_app.extensions
+    if isinstance(exc, OperationalError):
+        log.error("database unavailable while handling %s (%s): answered and spooled",
+                  message.sid[-6:], type(exc.orig or exc).__name__)
+    else:
+        log.exception("unexpected error while handling %s: answered and spooled", message.sid[-6:])
+    replies = inbound.fallback_replies(services["make_context"](now), message)
+    inbound.keep_for_replay(services["spool"], message, now, replies)
+    return twiml(replies)
 
 
 @bp.post("/sms/status")
@@ -110,11 +150,18 @@ def status() -> Response:
     if sid and new_status in STATUS_RANK:
         db = current_app.extensions["db"]
         now = current_app.extensions["clock"]()
-        db.run(lambda session: _apply_status(session, sid, new_status, error_code, now))
+        notifier = outbox.Notifier(current_app.extensions["library"], current_app.config["PROGRAM_NAME"])
+        try:
+            db.run(lambda session: _apply_status(session, sid, new_status, error_code, now, notifier))
+        except Exception as exc:  # Twilio's callback is lost, nobody's text: say so, never a 500 page
+            log.error("status callback for %s not recorded (%s)", sid[-6:], type(exc).__name__)
+            return twiml(status=503)
     return twiml()
 
 
-def _apply_status(session: Any, sid: str, new_status: str, error_code: str | None, now: Any) -> None:
+def _apply_status(
+    session: Any, sid: str, new_status: str, error_code: str | None, now: Any, notifier: outbox.Notifier
+) -> None:
     message = session.scalar(select(Message).where(Message.twilio_sid == sid))
     if message is None:
         return
@@ -126,6 +173,11 @@ def _apply_status(session: Any, sid: str, new_status: str, error_code: str | Non
     row = session.scalar(select(Outbox).where(Outbox.provider_sid == sid))
     if row is not None and error_code and not row.error_code:
         row.error_code = error_code
+    if error_code == str(UNSUBSCRIBED) and message.participant_id is not None:
+        # The carrier refused the message because the person opted out (Twilio error 21610).
+        participant = session.get(Participant, message.participant_id)
+        if participant is not None:
+            outbox.carrier_opt_out(session, participant, now, notifier, f"optout:{participant.id}:{sid}")
 
 
 def init_app(app: Flask) -> None:

@@ -121,6 +121,7 @@ def app_config(database_url: str, fake_twilio: FakeTwilio, tmp_path: Path) -> di
         "PUBLIC_BASE_URL": None,
         "WTF_CSRF_ENABLED": False,
         "SIMULATOR_ENABLED": True,
+        "SPOOL_DIR": str(tmp_path / "spool"),
     }
 
 
@@ -189,6 +190,7 @@ class SmsPoster:
         sig = signature if signature is not None else self.validator.compute_signature(sign_url, params)
         response = self.client.post(path, data=params, headers={"X-Twilio-Signature": sig, **(headers or {})})
         replies = parse_twiml(response.data) if response.data.strip() else []
+        response.close()  # as a WSGI server does once the answer is written: alerts go out now
         return WebhookResult(response.status_code, response.content_type, replies, response.data)
 
     def __call__(self, body: str, from_: str = "+12025550101", sid: str | None = None, **extra: str) -> list[str]:

@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from bot.conversation import compliance_word, parse_rating, parse_time
 from bot.models import CrisisEvent, ExerciseSession, Outbox, Participant
+from bot.vocabulary import OPT_IN_WORDS
+from bot.vocabulary import OPT_OUT_WORDS as CARRIER_WORDS
 from tests.conftest import SmsPoster
 
 PHONE = "+12025550101"
 COUNSELOR_PHONE = "+12025550100"
-CARRIER_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
 
 
 def participant_row(db: Any) -> Participant:
@@ -120,7 +121,7 @@ def test_ordinary_sentences_with_carrier_words_are_not_opt_outs(text: str) -> No
     assert compliance_word(text) is None
 
 
-@pytest.mark.parametrize("word", ["START", "yes", "UNSTOP"])
+@pytest.mark.parametrize("word", [*OPT_IN_WORDS, "yes", "Unstop"])
 def test_opt_in_words_activate_and_confirm(sms: SmsPoster, db: Any, enroll_participant: Any, word: str) -> None:
     enroll_participant(active=False)
     replies = sms(word, from_=PHONE)

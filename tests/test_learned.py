@@ -89,6 +89,19 @@ def test_broken_context_tables_are_all_reported_at_once(library_copy: Path) -> N
     assert {"vague[1].name", "past", "model_gate"} <= fields
 
 
+def test_the_model_gate_and_the_state_model_name_only_distress_states(library_copy: Path) -> None:
+    path = library_copy / "rules" / "context.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("states: [craving,", "states: [cravings,", 1),
+                    encoding="utf-8")
+    model = learned.read_model(library_copy / "models" / "states.json.gz")
+    learned.write_model(library_copy / "models" / "states.json.gz",
+                        {**model.meta, "classes": [*model.classes[:-1], "boredom"]}, model._vocabulary, model._idf,
+                        model._weights, model._intercepts)
+    problems = {(p.file, p.field): p.message for p in check_library(library_copy) if p.severity == "error"}
+    assert "cravings" in problems[("rules/context.yaml", "model_gate.states")]
+    assert "boredom" in problems[("models/states.json.gz", "classes")]
+
+
 @pytest.mark.parametrize(("text", "tier"), [
     ("i want to kill myself", risk.CRISIS),
     ("i wish i could go to sleep and not wake up", risk.CHECK),

@@ -309,9 +309,7 @@ def test_text_problems_are_reported_even_when_the_schema_fails(copy: Path) -> No
     assert find(problems, "skills/box-breathing.yaml", "steps[0]", "reply NEXT")
 
 
-@pytest.mark.parametrize(
-    "word", ["stop", "STOP", "End", "quit", "cancel", "unsubscribe", "stopall", "revoke", "optout"]
-)
+@pytest.mark.parametrize("word", ["STOP", "End", *(w.lower() for w in skills_module.CARRIER_WORDS)])
 def test_every_carrier_word_is_refused_in_steps(copy: Path, word: str) -> None:
     edit(copy / HALT, lambda d: d["steps"].__setitem__(1, f"Pause here, {word} a moment."))
     assert find(check_library(copy), HALT, "steps[1]", "opt-out")
