@@ -59,7 +59,9 @@ counselor_group = AppGroup("counselor", help="Manage counselor accounts.")
 @click.argument("email")
 @click.option("--name", required=True)
 @click.option("--phone", required=True, help="Where crisis alerts are texted.")
-@click.option("--password", required=True)
+@click.option("--password", envvar="COUNSELOR_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for (hidden, twice) when omitted; read from COUNSELOR_PASSWORD if set. "
+                   "A password on the command line stays in the shell history.")
 def counselor_create(email: str, name: str, phone: str, password: str) -> None:
     db = _services()["db"]
     try:
@@ -222,6 +224,58 @@ def classify(explain: bool) -> None:
         click.echo(json.dumps(record, ensure_ascii=False))
 
 
+participant_group = AppGroup("participant", help="A participant's data: export it, erase it.")
+
+
+def _participant_by_phone(session: Any, phone: str) -> Participant:
+    try:
+        number = normalise_phone(phone, current_app.config["DEFAULT_REGION"])
+    except EnrollmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    participant = session.scalar(select(Participant).where(Participant.phone == number))
+    if participant is None:
+        raise click.ClickException(f"no participant with number {mask_phone(number)}")
+    return participant  # type: ignore[no-any-return]
+
+
+@participant_group.command("export")
+@click.argument("phone")
+def participant_export(phone: str) -> None:
+    """Print everything stored about the participant with PHONE as JSON."""
+    from . import privacy
+
+    with _services()["db"].session() as session:
+        data = privacy.export(session, _participant_by_phone(session, phone))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@participant_group.command("erase")
+@click.argument("phone")
+@click.option("--by", "by_email", required=True, help="The email of the counselor who erases (audited).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+def participant_erase(phone: str, by_email: str, yes: bool) -> None:
+    """Erase the participant with PHONE: messages and texts removed, aggregates kept, audited."""
+    from . import privacy
+
+    services = _services()
+    now = services["clock"]()
+
+    def work(session: Any) -> dict[str, int]:
+        if session.scalar(select(Counselor.id).where(Counselor.email == by_email.strip().lower())) is None:
+            raise click.ClickException(f"no counselor with email {by_email}")
+        participant = _participant_by_phone(session, phone)
+        return privacy.erase(session, participant, by_email, now)
+
+    with services["db"].session() as session:
+        _participant_by_phone(session, phone)  # a clear error before asking
+    if not yes:
+        click.confirm(f"Erase everything {mask_phone(phone)} wrote (messages, exercise and safety-plan texts)? "
+                      "This cannot be undone", abort=True)
+    counts = services["db"].run(work)
+    click.echo("erased: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items())
+               + "; aggregates kept")
+
+
 skills_group = AppGroup("skills", help="The skills library.")
 
 
@@ -356,6 +410,6 @@ def serve(host: str, port: int, no_scheduler: bool) -> None:
 
 def init_app(app: Flask) -> None:
     for command in (init_db, counselor_group, enroll_command, chat, crisis_group, classify, skills_group,
-                    plan_group, seed_demo, serve):
+                    plan_group, seed_demo, serve, participant_group):
         app.cli.add_command(command)
 

@@ -160,7 +160,7 @@ def finalise(config: dict[str, Any]) -> None:
         config["SIMULATOR_ENABLED"] = False  # never in production, whatever SIMULATOR_ENABLED says
     elif config.get("SIMULATOR_ENABLED") is None:
         config["SIMULATOR_ENABLED"] = not twilio_ready
-    if not config.get("SECRET_KEY"):
+    if not config.get("SECRET_KEY") and not production:
         # Development only: a per-process random key (sessions do not survive a restart).
         config["SECRET_KEY"] = os.urandom(32).hex()
     config["TWILIO_ENABLED"] = twilio_ready

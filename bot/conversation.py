@@ -151,7 +151,13 @@ def resources_for(library: Any, phone: str, fallback: str) -> Any:
     """The crisis lines of the texter's own country when the library has them, else `fallback`'s:
     a UK number gets UK lines even where the clinic's default is the US."""
     region = phone_region(phone)
+    region = _SAME_LINES.get(region or "", region)
     return library.crisis_resources(region if region and region in library.resources else fallback)
+
+
+# Share the UK's numbers (+44): Guernsey, Jersey and the Isle of Man have 999 and Samaritans 116 123
+# (https://www.samaritans.org/how-we-can-help/contact-samaritan/).
+_SAME_LINES = {"GG": "GB", "JE": "GB", "IM": "GB"}
 
 
 @dataclass(eq=False, slots=True)

@@ -31,7 +31,12 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def make_engine(url: str, **options: Any) -> Engine:
-    """An engine configured for this app's concurrency rules on SQLite or PostgreSQL."""
+    """An engine configured for this app's concurrency rules on SQLite or PostgreSQL.
+
+    `hide_parameters`: a database error's text never carries the statement's values (phone
+    numbers, message text), so logging the error cannot leak them.
+    """
+    options.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
         _configure_sqlite(engine)
@@ -120,18 +125,28 @@ class Database:
         are retried; the whole transaction is replayed, so `work` must not have side effects
         outside the session.
         """
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.session() as session:
-                    return work(session)
-            except OperationalError as exc:
-                if attempt == attempts or not _is_transient(exc):
-                    raise
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+
+        def once() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return retrying(once, attempts=attempts)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def retrying(attempt_once: Callable[[], T], *, attempts: int = 4) -> T:
+    """Call `attempt_once` until it succeeds, again after a short backoff (0.1, 0.2, 0.4 s) when
+    the database was briefly locked or busy; any other error, or the last attempt's, is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return attempt_once()
+        except OperationalError as exc:
+            if attempt == attempts or not _is_transient(exc):
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _is_transient(exc: OperationalError) -> bool:

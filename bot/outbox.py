@@ -46,8 +46,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import metrics
-from .db import Database
-from .db import _is_transient as is_transient
+from .db import Database, retrying
 from .models import (
     ACTIVE,
     CANCELLED,
@@ -369,33 +368,21 @@ _PG_RECORD_SENT = text(
 )
 
 
-def _record_sent_fast(db: Database, row: Claimed, result: SendResult, now: datetime, attempts: int = 4) -> str:
-    # The hot path: no ORM session; retried like Database.run.
-    for attempt in range(1, attempts + 1):
-        try:
-            if db.is_postgres:
-                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(
-                        _PG_RECORD_SENT,
-                        {
-                            "row_id": row.id,
-                            "sent_at": now,
-                            "sid": result.sid,
-                            "participant_id": row.participant_id,
-                            "phone": row.to_phone,
-                            "body": row.body,
-                            "kind": row.kind,
-                            "status": result.status or "queued",
-                        },
-                    )
-                return "sent"
-            with db.engine.begin() as conn:
-                return _record_sent(conn, row, result, now)
-        except OperationalError as exc:
-            if attempt == attempts or not is_transient(exc):
-                raise
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+def _record_sent_fast(db: Database, row: Claimed, result: SendResult, now: datetime) -> str:
+    """The hot path: no ORM session; retried like Database.run."""
+
+    def once() -> str:
+        if db.is_postgres:
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(_PG_RECORD_SENT, {
+                    "row_id": row.id, "sent_at": now, "sid": result.sid, "participant_id": row.participant_id,
+                    "phone": row.to_phone, "body": row.body, "kind": row.kind, "status": result.status or "queued",
+                })
+            return "sent"
+        with db.engine.begin() as conn:
+            return _record_sent(conn, row, result, now)
+
+    return retrying(once)
 
 
 def keep_unrecorded(db: Database, spool: Spool | None, row: Claimed, result: SendResult, now: datetime) -> str:

@@ -27,7 +27,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import heartbeat, inbound, outbox
+from . import heartbeat, inbound, outbox, privacy
 from .db import Database
 from .nudges import NudgeConfig, plan_due_nudges
 from .sms import SmsSender
@@ -99,6 +99,13 @@ def run_tick(
         log.exception("planning nudges failed; delivering the outbox anyway")
     budget = _float(config.get("TICK_DELIVERY_BUDGET_SECONDS"), DEFAULT_DELIVERY_BUDGET_SECONDS)
     _add(summary, outbox.deliver(db, sender, now, budget_seconds=budget, **common))
+    try:
+        previous = heartbeat.last(db)
+        if previous is None or previous.beat_at.replace(minute=0, second=0, microsecond=0) != now.replace(
+                minute=0, second=0, microsecond=0):  # the first tick of each hour: a full scan
+            privacy.blank_old_messages(db, now, int(config.get("MESSAGE_RETENTION_DAYS") or 0))
+    except Exception:
+        log.exception("blanking old message text failed; the next tick tries again")
     heartbeat.record(db, now, time.monotonic() - started)
     return summary
 
