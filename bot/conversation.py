@@ -318,10 +318,10 @@ def _respond(
     if participant.conv_state == "check_pending" and _answer_check(session, ctx, participant, sms, reading, out):
         return
     if participant.conv_state == "crisis_followup":
-        participant.conv_state = "idle"
         if not reading.command:
-            out.replies.append(_msg(ctx, "crisis_followup"))
+            _answer_safety(session, ctx, participant, sms, out)
             return
+        participant.conv_state = "idle"  # a command (PLAN, MENU) is done as asked
     if sms.num_media and not sms.body.strip():
         out.replies.append(_msg(ctx, "media_only"))
         return
@@ -411,7 +411,7 @@ def _handle_crisis(
         if participant.status == OPTED_OUT:
             return  # they asked for no texts; the counselor is told instead
         participant.conv_state = "crisis_followup"
-        participant.conv_data = {}
+        participant.conv_data = {"crisis_event": event.id}
     elif ctx.backup_phone:
         # Nobody's counselor: the backup on-call number hears about it at once.
         alert = _msg(ctx, "counselor_crisis_alert_unknown", phone_tail=mask_phone(sms.phone), categories=categories,
@@ -432,6 +432,53 @@ def _handle_crisis(
         out.replies.append(_msg(ctx, "crisis_ask_safety"))
     if "abuse" in category_list and resources.violence:
         out.replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
+
+
+# After the crisis reply asked "are you safe right now?", this many unsafe or unclear answers are
+# each met with the lines again and an urgent alert; then the conversation goes on (the repeat
+# alerts go on until a counselor acknowledges the event).
+SAFETY_ANSWERS = 3
+
+
+def _answer_safety(
+    session: Session, ctx: Context, participant: ParticipantRecord, sms: InboundSms, out: Outcome
+) -> None:
+    """Read a reply to "are you safe right now?" with that question's polarity ("no" is unsafe).
+
+    Safe: thanks, the lines stay there. Unsafe or unclear: the emergency and crisis lines again and
+    an urgent alert saying what was answered; never a menu for someone who may not be safe.
+    """
+    answer = risk.safety_answer(sms.body)
+    data = dict(participant.conv_data or {})
+    event = session.get(CrisisEvent, data.get("crisis_event") or 0)
+    if event is not None and event.answer is None:
+        event.answer = answer
+        event.answered_at = ctx.now
+    resources = ctx.resources(sms.phone)
+    if answer == "safe":
+        participant.conv_state = "idle"
+        participant.conv_data = {}
+        out.replies.append(_msg(ctx, "crisis_followup_safe", resources=resources.summary))
+        return
+    out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
+    out.replies.append(_msg(ctx, "crisis_followup_unsafe", resources=resources.summary))
+    counselor = _counselor(session, participant)
+    alert = _msg(ctx, "counselor_followup_alert", participant=participant.name or "A participant",
+                 phone_tail=mask_phone(participant.phone), answer=_msg(ctx, f"followup_answer_{answer}"),
+                 event_id=event.id if event is not None else "-")
+    recipients = [(counselor.phone, counselor.id)]
+    if ctx.backup_phone and ctx.backup_phone != counselor.phone:
+        recipients.append((ctx.backup_phone, None))
+    for phone, counselor_id in recipients:
+        row = outbox.enqueue(session, to=phone, body=alert, kind="crisis_alert", now=ctx.now,
+                             counselor_id=counselor_id)
+        out.outbox_ids.append(row.id)
+    answered = int(data.get("answers", 0)) + 1
+    if answered >= SAFETY_ANSWERS:
+        participant.conv_state = "idle"
+        participant.conv_data = {}
+    else:
+        participant.conv_data = {**data, "answers": answered}
 
 
 # --- check: possible risk, asked about directly -----------------------------------------------------

@@ -97,6 +97,8 @@ class ContextTables:
     yes: re.Pattern[str]
     no: re.Pattern[str]
     no_but: re.Pattern[str]
+    safe: re.Pattern[str]
+    unsafe: re.Pattern[str]
 
 
 def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]]:
@@ -153,6 +155,7 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
         problems.append(("mention_rules", "must be a list of rule names"))
         mention_rules = []
     yes, no, no_but = phrases("answer_yes"), phrases("answer_no"), compile_("answer_no_but", data.get("answer_no_but"))
+    safe, unsafe = phrases("safe_yes"), phrases("safe_no")
     gate = data.get("model_gate")
     gate_states: frozenset[str] = frozenset()
     gate_threshold = 1.0
@@ -166,10 +169,10 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
             problems.append(("model_gate.states", f"not distress states: {', '.join(unknown)} "
                              f"(expected some of: {', '.join(STATES)})"))
     if (problems or past is None or recovery is None or current is None or mention is None or clarify is None
-            or yes is None or no is None or no_but is None):
+            or yes is None or no is None or no_but is None or safe is None or unsafe is None):
         return None, problems
     return ContextTables(tuple(vague), past, recovery, current, mention, clarify, frozenset(mention_rules),
-                         gate_states, gate_threshold, yes, no, no_but), []
+                         gate_states, gate_threshold, yes, no, no_but, safe, unsafe), []
 
 
 @lru_cache(maxsize=4)
@@ -264,6 +267,24 @@ def answer(text: str, library: Path = LIBRARY) -> str | None:
     if ctx.yes.search(words):
         return "yes"
     return None
+
+
+def safety_answer(text: str, library: Path = LIBRARY) -> str:
+    """"safe", "unsafe" or "unclear": a reply to "are you safe right now?", read with that
+    question's polarity ("no" is unsafe).
+
+    Only a clear "safe" counts as safe; a hedge ("yes but", "i think so", "idk") is unclear, and an
+    unclear answer is handled like an unsafe one.
+    """
+    ctx = tables(library)
+    words = normalise(text)
+    if not words:
+        return "unclear"
+    if ctx.unsafe.search(words):
+        return "unsafe"
+    if ctx.safe.search(words) and not ctx.no_but.search(words):
+        return "safe"
+    return "unclear"
 
 
 def check_tables(library: Path) -> list[tuple[str, str, str]]:

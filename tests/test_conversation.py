@@ -52,6 +52,46 @@ def test_crisis_interrupts_a_running_exercise(sms: SmsPoster, db: Any, participa
     assert participant_row(db).conv_state == "crisis_followup"
 
 
+@pytest.mark.parametrize("answer", ["no", "not really", "idk", "yes but i still have them", "nah"])
+def test_an_unsafe_or_unclear_answer_to_are_you_safe_gets_the_lines_again_and_an_urgent_alert(
+    sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any, answer: str,
+) -> None:
+    sms("i want to kill myself tonight", from_=PHONE)
+    replies = sms(answer, from_=PHONE)
+    joined = " ".join(replies)
+    assert "988" in joined and "911" in joined  # the crisis and emergency lines again
+    assert "MENU" not in joined and "menu" not in joined.lower()  # never a menu for someone who may be unsafe
+    assert "automated" in joined
+    alerts = [b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]
+    assert len(alerts) == 2 and "when asked after a crisis text" in alerts[1]
+    assert f" {answer} " not in alerts[1] or len(answer) < 3  # what was answered in words of ours, not their text
+    with db.session() as s:
+        assert s.scalar(select(CrisisEvent.answer)) in ("unsafe", "unclear")
+    assert participant_row(db).conv_state == "crisis_followup"  # the next reply is read as an answer too
+
+
+def test_a_safe_answer_is_thanked_and_may_be_offered_a_skill(
+    sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any,
+) -> None:
+    sms("i want to kill myself tonight", from_=PHONE)
+    replies = sms("yeah im safe now", from_=PHONE)
+    assert len(replies) == 1 and "automated" in replies[0] and "988" in replies[0]
+    assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 1
+    with db.session() as s:
+        assert s.scalar(select(CrisisEvent.answer)) == "safe"
+    assert participant_row(db).conv_state == "idle"
+
+
+def test_after_three_unsafe_answers_the_conversation_goes_on_but_never_offers_a_menu_first(
+    sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any,
+) -> None:
+    sms("i want to kill myself tonight", from_=PHONE)
+    for _ in range(3):
+        assert "MENU" not in " ".join(sms("no", from_=PHONE))
+    assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 4
+    assert participant_row(db).conv_state == "idle"
+
+
 def test_overdose_leads_with_emergency_number(sms: SmsPoster, participant: Any) -> None:
     replies = sms("i took 30 pills", from_=PHONE)
     assert "911" in replies[0]
