@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup lint check bench browser
+.PHONY: run test setup lint typecheck check bench browser
 
 run: setup
 	$(BIN)/flask --app wsgi serve --host $(HOST) --port $(PORT)
@@ -25,12 +25,18 @@ browser:
 	@scripts/ensure-chromium
 
 lint: setup
-	$(BIN)/ruff check bot tests bench migrations wsgi.py
+	$(BIN)/ruff check bot tests bench migrations wsgi.py scripts
+
+# mypy over bot/ (pyproject.toml: strict on the domain core, checked everywhere else).
+typecheck: setup
+	$(BIN)/mypy
 
 check: setup
 	$(BIN)/flask --app wsgi skills check
 
+# wrk (Debian's package, installed as root once) drives bench/webhook.py.
 bench: setup
+	@scripts/ensure-wrk
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/fanout.py

@@ -25,6 +25,12 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
+# GoEmotions (Demszky et al. 2020, https://arxiv.org/abs/2005.00547; the data:
+# https://github.com/google-research/google-research/tree/master/goemotions), kept outside this
+# repository: its dev.tsv and test.tsv splits and a mapping.py whose `mapped_rows(path)` returns
+# (text, state) for the rows with a single mapped label: fear, nervousness -> anxiety; anger,
+# annoyance -> anger; sadness, grief, disappointment -> sadness; embarrassment, remorse -> shame;
+# neutral and the positive emotions -> none; anything else is left out.
 GOEMOTIONS = Path("/work/shared/data/goemotions")
 
 

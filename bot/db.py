@@ -21,7 +21,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -227,3 +238,12 @@ class Records(Generic[R]):
 
 def _copy(value: Any) -> Any:
     return value.copy() if isinstance(value, dict | list) else value
+
+
+def rowcount(result: object) -> int:
+    """The rows an UPDATE or DELETE run by `Session.execute` matched (0 if the driver cannot tell).
+
+    `Session.execute` is typed as returning a `Result`; for these statements it returns the
+    `CursorResult` that carries the count.
+    """
+    return (result.rowcount or 0) if isinstance(result, CursorResult) else 0

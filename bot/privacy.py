@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
-from .db import Database
+from .db import Database, rowcount
 from .models import (
     PENDING,
     AuditLog,
@@ -44,9 +44,9 @@ def blank_old_messages(db: Database, now: datetime, days: int) -> int:
     cutoff = now - timedelta(days=days)
 
     def work(session: Session) -> int:
-        done = session.execute(
+        done = rowcount(session.execute(
             update(Message).where(Message.created_at < cutoff, Message.body != "").values(body="")
-        ).rowcount
+        ))
         session.execute(
             update(Outbox).where(Outbox.created_at < cutoff, Outbox.status != PENDING, Outbox.body != "")
             .values(body="")
@@ -95,11 +95,11 @@ def erase(session: Session, participant: Participant, by_email: str, now: dateti
     session.execute(update(CrisisEvent).where(CrisisEvent.participant_id == pid)
                     .values(phone=token, message_id=None))
     counts = {
-        "messages": session.execute(delete(Message).where(Message.participant_id == pid)).rowcount or 0,
-        "unknown_number_messages": session.execute(
-            delete(Message).where(Message.phone == phone, Message.participant_id.is_(None))).rowcount or 0,
-        "outbox": session.execute(delete(Outbox).where(Outbox.participant_id == pid)).rowcount or 0,
-        "safety_plan": session.execute(delete(SafetyPlan).where(SafetyPlan.participant_id == pid)).rowcount or 0,
+        "messages": rowcount(session.execute(delete(Message).where(Message.participant_id == pid))),
+        "unknown_number_messages": rowcount(session.execute(
+            delete(Message).where(Message.phone == phone, Message.participant_id.is_(None)))),
+        "outbox": rowcount(session.execute(delete(Outbox).where(Outbox.participant_id == pid))),
+        "safety_plan": rowcount(session.execute(delete(SafetyPlan).where(SafetyPlan.participant_id == pid))),
     }
     participant.phone = token[:20]
     participant.name = None

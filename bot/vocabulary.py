@@ -25,9 +25,10 @@ STATES: tuple[str, ...] = get_args(State)
 
 # Flags a counselor sets at enrollment. A skill's `avoid_if` hides it from anyone with any of the
 # listed flags; its `requires` shows it only to people who have every listed flag (medical
-# clearance).
+# clearance). `eating_disorder` (current or past disordered eating) hides skills whose cold water
+# or intense exercise is unsafe with it (TIPP).
 Flag = Literal[
-    "heart_condition", "lung_condition", "pregnancy",
+    "heart_condition", "lung_condition", "pregnancy", "eating_disorder",
     "cleared_cold_water", "cleared_intense_exercise", "trauma_sensitive",
 ]
 FLAGS: tuple[str, ...] = get_args(Flag)

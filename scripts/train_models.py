@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot import risk, safety  # noqa: E402
 from bot.learned import E5, NGRAMS, LinearModel, embed, features, training_digest, write_model  # noqa: E402
+from bot.matching import NONE  # noqa: E402
+from bot.vocabulary import STATES  # noqa: E402
 
 TRAINING = ROOT / "skills_library" / "training"
 MODELS = ROOT / "skills_library" / "models"
@@ -159,6 +161,9 @@ def train_states(args: argparse.Namespace) -> None:
     rows = read_rows(STATE_FILES)
     texts = [r["text"] for r in rows]
     labels = [r["state"] for r in rows]
+    unknown = sorted(set(labels) - {*STATES, NONE})
+    if unknown:
+        sys.exit(f"states: not distress states (bot/vocabulary.py) nor {NONE!r}: {', '.join(unknown)}")
     groups = [r["family"] for r in rows]
     print(f"states: {len(texts)} texts, {len(set(groups))} families, {len(set(labels))} states, "
           f"encoder {args.state_encoder}")
