@@ -66,7 +66,10 @@ def _check_settings(config: Any, library: Library) -> None:
         problems.append(f"CRISIS_COUNTRY={config.get('CRISIS_COUNTRY')!r} has no crisis resources file "
                         f"(ISO 3166 alpha-2 codes with a file: {known}; the UK is GB)")
     if config.get("BOT_ENV") == "production":
-        problems += production_problems(config, unreviewed_skills=len(library.unreviewed()))
+        # Every country's file, not only CRISIS_COUNTRY's: texters get their own country's lines.
+        unverified = sorted(library.unverified_resources(utcnow().date()))
+        problems += production_problems(config, unreviewed_skills=len(library.unreviewed()),
+                                        unverified_resources=unverified)
     if problems:
         if config.get("BOT_ENV") == "production":
             refuse(problems)

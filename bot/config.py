@@ -7,6 +7,7 @@ keep them exactly as they are.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,9 @@ class ConfigError(RuntimeError):
     """The configuration cannot run safely (e.g. production without secrets)."""
 
 
-def production_problems(config: dict[str, Any], *, unreviewed_skills: int = 0) -> list[str]:
+def production_problems(
+    config: dict[str, Any], *, unreviewed_skills: int = 0, unverified_resources: Sequence[str] = (),
+) -> list[str]:
     """Everything that makes a BOT_ENV=production configuration unsafe, each as one line."""
     problems: list[str] = []
     url = str(config.get("DATABASE_URL") or "")
@@ -144,6 +147,9 @@ def production_problems(config: dict[str, Any], *, unreviewed_skills: int = 0) -
     if unreviewed_skills and not config.get("ALLOW_UNREVIEWED_CONTENT"):
         problems.append(f"{unreviewed_skills} skills are not signed off by a clinician (reviewed_by is empty); "
                         "sign them off, or set ALLOW_UNREVIEWED_CONTENT=1 to run them anyway")
+    if unverified_resources:
+        problems.append("crisis lines nobody has verified: " + ", ".join(unverified_resources) + " (call or text "
+                        "each number, then fill last_verified and verified_by in skills_library/crisis/<CC>.yaml)")
     return problems
 
 

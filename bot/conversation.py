@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -139,6 +140,7 @@ class Context:
         return resources_for(self.library, phone, self.crisis_country)
 
 
+@lru_cache(maxsize=4096)
 def phone_region(phone: str) -> str | None:
     """The ISO country of an E.164 number ("+447700900123" -> "GB"), None when unknown."""
     try:
@@ -267,7 +269,7 @@ def handle(
         _handle_crisis(session, ctx, participant, sms, assessment.categories, level, out)
     elif participant is None:
         if not _answered_recently(session, sms.phone, ctx.now):
-            out.replies.append(_msg(ctx, "unknown_number"))
+            out.replies.append(_msg(ctx, "unknown_number", resources=ctx.resources(sms.phone).summary))
     elif assessment.tier == risk.CHECK and reading.compliance is None:
         _handle_check(session, ctx, participant, sms, assessment, reading.match, out)
         participant.last_inbound_at = ctx.now
@@ -312,7 +314,7 @@ def _respond(
         return
     if participant.status != ACTIVE:
         if participant.status == INVITED:
-            out.replies.append(_msg(ctx, "consent_reminder"))
+            out.replies.append(_msg(ctx, "consent_reminder", resources=ctx.resources(sms.phone).summary))
         # Opted-out and discharged participants get nothing but the opt-out confirmation.
         return
     if participant.conv_state == "check_pending" and _answer_check(session, ctx, participant, sms, reading, out):
@@ -368,9 +370,16 @@ def _handle_crisis(
     category_list: tuple[str, ...],
     level: str,
     out: Outcome,
+    *,
+    reason: str = "text",
 ) -> None:
+    """Crisis: the lines now, an event, the counselor (and backup) alerted, nudges held.
+
+    `reason` says why, for the alert: "text" (the text read as a crisis) or "answer" (yes to the
+    direct question). The alert names the tier and what the texter was sent, and no diagnosis
+    word: an SMS to a counselor's phone is not the place for one (`flask crisis list` has them).
+    """
     resources = ctx.resources(sms.phone)
-    categories = ", ".join(category_list) or "risk"
     event = CrisisEvent(
         kind="crisis",
         participant_id=participant.id if participant else None,
@@ -381,58 +390,67 @@ def _handle_crisis(
     )
     session.add(event)
     session.flush()
-    log.warning("crisis event %s from %s (%s)", event.id, mask_phone(sms.phone), categories)
+    log.warning("crisis event %s from %s (%s)", event.id, mask_phone(sms.phone), ", ".join(category_list) or "risk")
     out.risk_events.append("crisis")
 
+    # What the texter is sent (nothing after an opt-out: their counselor is told instead).
+    silent = participant is not None and participant.status == OPTED_OUT
+    replies: list[str] = []
+    urgent = {"overdose", "medical", "harm_to_others"} & set(category_list)
+    if urgent:  # the summary already names the emergency number; lead with it when danger is physical
+        replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
+    if "third_party" in category_list:
+        replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
+        told = "alert_told_third_party"
+    else:
+        key = "crisis_reply" if participant is not None else "crisis_reply_unknown"
+        replies.append(_msg(ctx, key, resources=resources.summary))
+        if participant is not None and _has_plan(session, participant.id):
+            replies.append(_msg(ctx, "crisis_plan_hint"))
+        replies.append(_msg(ctx, "crisis_ask_safety"))
+        told = "alert_told_emergency" if urgent else "alert_told_lines"
+    if "abuse" in category_list and resources.violence:
+        replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
+    told = "alert_told_nothing" if silent else told
+
+    alert_values = {"tier": _msg(ctx, f"alert_reason_{reason}"), "told": _msg(ctx, told), "event_id": event.id}
+    recipients: list[tuple[str, int | None]] = []
     if participant is not None:
         participant.last_inbound_at = ctx.now
         participant.crisis_hold = True
         _close_check(session, participant, "yes", ctx.now)  # a disclosure answers a pending question
         _interrupt_exercise(session, participant, ctx.now)
         counselor = _counselor(session, participant)
-        alert = _msg(
-            ctx,
-            "counselor_crisis_alert",
-            participant=participant.name or "A participant",
-            phone_tail=mask_phone(participant.phone),
-            categories=categories,
-            event_id=event.id,
-        )
-        row = outbox.enqueue(
-            session, to=counselor.phone, body=alert, kind="crisis_alert", now=ctx.now,
-            counselor_id=counselor.id, participant_id=None,
-        )
-        out.outbox_ids.append(row.id)
+        alert = _msg(ctx, "counselor_crisis_alert", participant=participant.name or "A participant",
+                     phone_tail=mask_phone(participant.phone), **alert_values)
+        recipients.append((counselor.phone, counselor.id))
         if ctx.backup_phone and ctx.backup_phone != counselor.phone:
-            backup = outbox.enqueue(session, to=ctx.backup_phone, body=alert, kind="crisis_alert", now=ctx.now)
-            out.outbox_ids.append(backup.id)
-        event.alerts_sent = 1
-        event.last_alert_at = ctx.now
-        if participant.status == OPTED_OUT:
-            return  # they asked for no texts; the counselor is told instead
-        participant.conv_state = "crisis_followup"
-        participant.conv_data = {"crisis_event": event.id}
+            recipients.append((ctx.backup_phone, None))
+        if not silent:
+            participant.conv_state = "crisis_followup"
+            participant.conv_data = {"crisis_event": event.id}
     elif ctx.backup_phone:
         # Nobody's counselor: the backup on-call number hears about it at once.
-        alert = _msg(ctx, "counselor_crisis_alert_unknown", phone_tail=mask_phone(sms.phone), categories=categories,
-                     event_id=event.id)
-        row = outbox.enqueue(session, to=ctx.backup_phone, body=alert, kind="crisis_alert", now=ctx.now)
+        alert = _msg(ctx, "counselor_crisis_alert_unknown", phone_tail=mask_phone(sms.phone), **alert_values)
+        recipients.append((ctx.backup_phone, None))
+    for phone, counselor_id in recipients:
+        row = outbox.enqueue(session, to=phone, body=alert, kind="crisis_alert", now=ctx.now,
+                             counselor_id=counselor_id)
         out.outbox_ids.append(row.id)
+    if recipients:
         event.alerts_sent = 1
         event.last_alert_at = ctx.now
+    if not silent:
+        out.replies.extend(replies)
 
-    urgent = {"overdose", "medical", "harm_to_others"} & set(category_list)
-    if urgent:  # the summary already names the emergency number; lead with it when danger is physical
-        out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
-    if "third_party" in category_list:
-        out.replies.append(_msg(ctx, "crisis_third_party", resources=resources.summary))
-    else:
-        key = "crisis_reply" if participant is not None else "crisis_reply_unknown"
-        out.replies.append(_msg(ctx, key, resources=resources.summary))
-        out.replies.append(_msg(ctx, "crisis_ask_safety"))
-    if "abuse" in category_list and resources.violence:
-        out.replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
 
+def _has_plan(session: Session, participant_id: int) -> bool:
+    return session.scalar(select(SafetyPlan.id).where(SafetyPlan.participant_id == participant_id)) is not None
+
+
+# A weekly mood check-in at or below this (0 = very low, 10 = very good) is met with the direct
+# safety question instead of thanks.
+LOW_MOOD = 2
 
 # After the crisis reply asked "are you safe right now?", this many unsafe or unclear answers are
 # each met with the lines again and an urgent alert; then the conversation goes on (the repeat
@@ -466,7 +484,7 @@ def _answer_safety(
     alert = _msg(ctx, "counselor_followup_alert", participant=participant.name or "A participant",
                  phone_tail=mask_phone(participant.phone), answer=_msg(ctx, f"followup_answer_{answer}"),
                  event_id=event.id if event is not None else "-")
-    recipients = [(counselor.phone, counselor.id)]
+    recipients: list[tuple[str, int | None]] = [(counselor.phone, counselor.id)]
     if ctx.backup_phone and ctx.backup_phone != counselor.phone:
         recipients.append((ctx.backup_phone, None))
     for phone, counselor_id in recipients:
@@ -493,21 +511,30 @@ def _handle_check(
     The event is recorded now; the answer decides what follows (`_answer_check`), and silence for
     CHECK_TIMEOUT_MINUTES sends the counselor a lower-urgency alert (`outbox.alert_unanswered_checks`).
     """
+    state = (reading_match or ctx.matcher.classify(sms.body)).state  # what to offer if the answer is no
+    ask_directly(session, ctx, participant, ",".join(assessment.categories), state, "check_question", out)
+
+
+def ask_directly(
+    session: Session, ctx: Context, participant: ParticipantRecord, categories: str, state: str, key: str,
+    out: Outcome,
+) -> None:
+    """Record a check event and ask message `key` (the direct question, with the lines); the
+    answer is read by `_answer_check`, and a skill for `state` is offered if it is no."""
     _close_check(session, participant, None, ctx.now)
     event = CrisisEvent(
-        kind="check", participant_id=participant.id, phone=sms.phone, level="possible",
-        categories=",".join(assessment.categories), created_at=ctx.now,
+        kind="check", participant_id=participant.id, phone=participant.phone, level="possible",
+        categories=categories, created_at=ctx.now,
     )
     session.add(event)
     session.flush()
-    log.warning("check event %s from %s", event.id, mask_phone(sms.phone))
+    log.warning("check event %s from %s", event.id, mask_phone(participant.phone))
     out.risk_events.append("check")
     _interrupt_exercise(session, participant, ctx.now)
-    state = (reading_match or ctx.matcher.classify(sms.body)).state  # what to offer if the answer is no
     participant.conv_state = "check_pending"
     participant.conv_data = {"check_event": event.id, "state": state}
-    resources = ctx.resources(sms.phone)
-    out.replies.append(_msg(ctx, "check_question", resources=resources.summary))
+    resources = ctx.resources(participant.phone)
+    out.replies.append(_msg(ctx, key, resources=resources.summary))
 
 
 def _answer_check(
@@ -520,13 +547,13 @@ def _answer_check(
     if answer == "yes":
         event = session.get(CrisisEvent, data.get("check_event") or 0)
         categories = tuple(c for c in (event.categories if event else "").split(",") if c) or ("suicide",)
-        _handle_crisis(session, ctx, participant, sms, categories, "imminent", out)
+        _handle_crisis(session, ctx, participant, sms, categories, "imminent", out, reason="answer")
         return True
     if answer == "no":
         _close_check(session, participant, "no", ctx.now)
         participant.conv_state = "idle"
         participant.conv_data = {}
-        out.replies.append(_msg(ctx, "check_no"))
+        out.replies.append(_msg(ctx, "check_no", resources=ctx.resources(sms.phone).summary))
         # A skill for what they described; hopelessness with no clearer state gets one for low mood.
         state = str(data.get("state") or "none")
         _Dialogue(session, ctx, participant, out).offer("sadness" if state == "none" else state)
@@ -607,7 +634,7 @@ def _handle_compliance(
     if kind == "opt_out":
         if participant.status != OPTED_OUT:
             _opt_out(session, ctx, participant, out)
-            out.replies.append(_msg(ctx, "opted_out_confirmation"))
+            out.replies.append(_msg(ctx, "opted_out_confirmation", resources=ctx.resources(sms.phone).summary))
         return True
     if kind == "opt_in":
         if participant.status == ACTIVE:
@@ -711,6 +738,8 @@ class _Dialogue:
         self.warm: dict[str, int] = dict(warm) if isinstance(warm, dict) else {}
 
     def say(self, key: str, **values: Any) -> None:
+        # Every reply may name the crisis lines (a dead end always carries a way out).
+        values.setdefault("resources", self.ctx.resources(self.p.phone).summary)
         self.out.replies.append(_msg(self.ctx, key, **values))
 
     def _classify(self, body: str) -> StateMatch:
@@ -868,6 +897,9 @@ class _Dialogue:
             return False
         self.session.add(MoodCheckin(participant_id=self.p.id, rating=rating, created_at=self.ctx.now))
         self._mark_nudge_replied()
+        if rating <= LOW_MOOD:  # not a thank-you: a gentle, direct safety question
+            ask_directly(self.session, self.ctx, self.p, "low_checkin", "sadness", "checkin_low", self.out)
+            return True
         self.say("checkin_thanks", rating=rating)
         return True
 
@@ -1022,7 +1054,8 @@ class _Dialogue:
         choice = running.id % len(variants)  # rotate wording from one session to the next
         self.out.replies.append(
             self.ctx.library.message(key, variant=choice, before=before, after=after, title=skill.title,
-                                     program=self.ctx.program_name)
+                                     program=self.ctx.program_name,
+                                     resources=self.ctx.resources(self.p.phone).summary)
         )
 
     def _abandon(self, running: ExerciseRecord) -> None:

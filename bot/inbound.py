@@ -101,7 +101,7 @@ def fallback_replies(ctx: Context, sms: InboundSms) -> list[str]:
             library.message("crisis_reply_unknown", resources=resources.summary),
         ]
     if conversation.compliance_word(sms.body, sms.opt_out_type) == "opt_out":
-        return [library.message("opted_out_confirmation", program=ctx.program_name)]
+        return [library.message("opted_out_confirmation", program=ctx.program_name, resources=resources.summary)]
     return [library.message("error_generic", emergency=resources.emergency)]
 
 

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import metrics
-from .db import Database, retrying
+from .db import Database, retrying, rowcount
 from .models import (
     ACTIVE,
     CANCELLED,
@@ -109,7 +109,7 @@ def cancel_pending_for(session: Session, participant_id: int, *, kinds: Iterable
     )
     if kinds is not None:
         stmt = stmt.where(Outbox.kind.in_(list(kinds)))
-    return session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    return rowcount(session.execute(stmt))
 
 
 # --------------------------------------------------------------------------------------------

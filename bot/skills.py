@@ -56,9 +56,11 @@ _HOLD_RISKS: frozenset[str] = frozenset({"heart_condition", "lung_condition", "p
 _SAFETY_GATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # involvement: (flags that must be in avoid_if, flags that must be in requires)
     "breath_hold": (_HOLD_RISKS, frozenset()),
-    "cold_face_immersion": (_HOLD_RISKS, frozenset({"cleared_cold_water"})),
+    # The dive reflex and hard exercise are unsafe with an eating disorder (electrolytes, heart
+    # rhythm): Linehan, DBT Skills Training Manual, 2nd ed. (2015), TIP skills cautions.
+    "cold_face_immersion": (_HOLD_RISKS | {"eating_disorder"}, frozenset({"cleared_cold_water"})),
     "intense_exercise": (
-        frozenset({"heart_condition", "pregnancy"}),
+        frozenset({"heart_condition", "pregnancy", "eating_disorder"}),
         frozenset({"cleared_intense_exercise"}),
     ),
 }
@@ -93,9 +95,18 @@ REQUIRED_MESSAGE_KEYS: frozenset[str] = frozenset(
         "category_relapse_prevention",
         "category_sleep",
         "checkin_thanks",
+        "checkin_low",
         "consent_invitation",
         "consent_reminder",
         "counselor_crisis_alert",
+        "counselor_crisis_alert_unknown",
+        "alert_reason_text",
+        "alert_reason_answer",
+        "alert_told_lines",
+        "alert_told_emergency",
+        "alert_told_third_party",
+        "alert_told_nothing",
+        "crisis_plan_hint",
         "counselor_optout_notice",
         "crisis_ask_safety",
         "crisis_emergency",
@@ -169,9 +180,27 @@ US_SHORT_CODES: tuple[str, ...] = ("741741", "88788", "838255")
 STEP_MESSAGE_KEYS: tuple[str, str] = ("step", "step_last")
 
 MAX_SEPTETS = 306  # two concatenated GSM-7 segments (2 x 153)
+# Every distress state needs at least this many skills in helps_with, so MORE has real choices and
+# people whose medical flags hide some skills still get several.
+MIN_SKILLS_PER_STATE = 6
 ONE_SEGMENT = 160
 # Crisis resources go stale (numbers change); re-verify at least yearly.
 RESOURCES_STALE_AFTER = timedelta(days=365)
+# Wording that says a number was NOT checked. A verification date (last_verified, verified_on)
+# means a person called or texted every number it covers, so it cannot sit next to this wording:
+# anywhere in a crisis file (comments included) for last_verified, in the resource for verified_on.
+_UNVERIFIED_RE = re.compile(
+    r"\b(?:not (?:yet )?(?:re-?)?verified|unverified|from memory"
+    r"|(?:re-?)?verify (?:\w+ ){0,2}before (?:use|using|launch))\b",
+    re.IGNORECASE,
+)
+
+# Skill sources must be the primary work or a reputable page (publisher, DOI or PubMed, agency,
+# university or hospital). rules/denied_sources.yaml lists domains never to cite (pirate
+# libraries, document-sharing copies, AI-generated pages); a URL on one of them, or on any
+# subdomain of one, is an error.
+DENIED_SOURCES_FILE = "rules/denied_sources.yaml"
+_DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 # Value substituted for each {placeholder} when measuring a message's length.
 PLACEHOLDER_SAMPLE = "Abcdefghij Klmnopqrs"  # 20 characters
 
@@ -347,18 +376,42 @@ class Resource(_Strict):
     name: Text
     how: Text
     notes: Text | None = None
+    # This one number checked on its own (e.g. added after the whole file was verified):
+    # the date a person called or texted it, and who. Both or neither.
+    verified_on: date | None = None
+    verified_by: Text | None = None
 
 
 class CrisisResources(_Strict):
-    """Crisis resources for one country and the exact SMS lines the bot sends."""
+    """Crisis resources for one country and the exact SMS lines the bot sends.
+
+    `last_verified` is the date a person called or texted every number in the file, and
+    `verified_by` who did: both or neither, and both must be written (null until someone checks).
+    """
 
     country: Annotated[str, AfterValidator(_check_country)]
-    last_verified: date
+    last_verified: date | None
+    verified_by: Text | None
     owner: Text
     resources: list[Resource] = Field(min_length=1)
     summary: Text
     emergency: Text
     violence: Text
+
+    def unverified(self, today: date | None = None) -> list[str]:
+        """Why these numbers cannot be trusted yet, one reason a line; empty when a person has
+        checked every number (the file as a whole, or each resource), within a year of `today`."""
+        if self.last_verified is not None and self.verified_by:
+            checked = [("every number", self.last_verified)]
+        else:
+            missing = [r.name for r in self.resources if r.verified_on is None or not r.verified_by]
+            if missing:
+                return [f"not verified by a person: {', '.join(missing)}"]
+            checked = [(r.name, r.verified_on) for r in self.resources if r.verified_on is not None]
+        if today is None:
+            return []
+        return [f"{what}: last verified {when.isoformat()}, over a year ago"
+                for what, when in checked if today - when > RESOURCES_STALE_AFTER]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,6 +466,15 @@ class Library:
         """Resources for an ISO alpha-2 country, or the international (XX) file if there is none."""
         code = (country or "").strip().upper()
         return self.resources.get(code) or self.resources[FALLBACK_COUNTRY]
+
+    def unverified_resources(self, today: date | None = None) -> dict[str, list[str]]:
+        """Country code -> reasons, for every crisis file a person has not (recently) verified.
+
+        For a production start-up check: the bot must not send unchecked numbers to people in
+        crisis. `today` also counts verifications over a year old.
+        """
+        found = {code: entry.unverified(today) for code, entry in sorted(self.resources.items())}
+        return {code: reasons for code, reasons in found.items() if reasons}
 
     def _templates(self, key: str) -> list[str]:
         try:
@@ -477,6 +539,7 @@ def _build(root: Path, today: date | None) -> tuple[Library | None, list[Problem
     if not root.is_dir():
         return None, [Problem(str(root), "", "skills library folder not found")]
     skills = _load_skills(root, problems)
+    _check_denied_sources(root, skills, problems)
     resources = _load_resources(root, problems, today)
     messages = _load_messages(root, problems)
     _check_coverage(skills, problems)
@@ -702,9 +765,10 @@ def _check_coverage(skills: Mapping[str, Skill], problems: list[Problem]) -> Non
         helpers = [s.id for s in skills.values() if state in s.helps_with]
         if not helpers:
             problems.append(Problem("skills/", "helps_with", f"no skill helps with {state!r}"))
-        elif len(helpers) == 1:
-            message = f"only {helpers[0]} helps with {state!r}; add another"
-            problems.append(Problem("skills/", "helps_with", message, "warning"))
+        elif len(helpers) < MIN_SKILLS_PER_STATE:
+            message = (f"only {len(helpers)} skill(s) help with {state!r} ({', '.join(sorted(helpers))}); "
+                       f"at least {MIN_SKILLS_PER_STATE} are needed")
+            problems.append(Problem("skills/", "helps_with", message))
 
 
 def _check_trigger_overlap(skills: Mapping[str, Skill], problems: list[Problem]) -> None:
@@ -761,16 +825,99 @@ def _load_resources(root: Path, problems: list[Problem], today: date | None) -> 
         entry = _validate(CrisisResources, data, report)
         if entry is None:
             continue
-        if today is not None and entry.last_verified > today:
-            report.error("last_verified", "is in the future")
-        elif today is not None and today - entry.last_verified > RESOURCES_STALE_AFTER:
-            when = entry.last_verified.isoformat()
-            report.warning("last_verified", f"{when} is over a year ago: re-verify")
+        _check_verification(entry, file, report, today)
         resources[entry.country] = entry
     for code in REQUIRED_COUNTRIES:
         if code not in resources and not (folder / f"{code}.yaml").exists():
             problems.append(Problem(f"crisis/{code}.yaml", "", "required crisis resources file is missing"))
     return resources
+
+
+def _check_verification(entry: CrisisResources, file: Path, report: _Report, today: date | None) -> None:
+    """A verification date needs a verifier (and the reverse), cannot sit next to "not verified"
+    wording, and is not in the future; a file nobody has verified gets one warning."""
+    dated: list[tuple[str, date | None, str | None, str]] = [
+        ("last_verified", entry.last_verified, entry.verified_by, "verified_by")
+    ]
+    dated += [(f"resources[{i}].verified_on", r.verified_on, r.verified_by, f"resources[{i}].verified_by")
+              for i, r in enumerate(entry.resources)]
+    for field, when, who, who_field in dated:
+        if (when is None) != (not who):
+            report.error(field if when is None else who_field,
+                         f"{field.rsplit('.', 1)[-1]} and {who_field.rsplit('.', 1)[-1]} go together: the date a "
+                         "person called or texted the numbers, and who that was; fill both or neither")
+        if when is None or today is None:
+            continue
+        if when > today:
+            report.error(field, f"{when.isoformat()} is in the future")
+        elif today - when > RESOURCES_STALE_AFTER:
+            report.warning(field, f"{when.isoformat()} is over a year ago: re-verify")
+    if entry.last_verified is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        hits = [(n, m.group(0)) for n, line in enumerate(lines, 1) if (m := _UNVERIFIED_RE.search(line))]
+        if hits:
+            more = f" (also line {', '.join(str(n) for n, _ in hits[1:])})" if hits[1:] else ""
+            report.error("last_verified", (
+                f"is set, but line {hits[0][0]} says {hits[0][1]!r}{more}: a date means a person checked every "
+                "number in the file; clear last_verified and verified_by (or date only the resources that "
+                "were checked, with verified_on), or check the numbers and remove that wording"))
+    for i, resource in enumerate(entry.resources):
+        text = " ".join(filter(None, (resource.name, resource.how, resource.notes)))
+        found = _UNVERIFIED_RE.search(text)
+        if resource.verified_on is not None and found:
+            report.error(f"resources[{i}].verified_on", (
+                f"is set, but the resource says {found.group(0)!r}: clear verified_on and verified_by, "
+                "or check the number and remove that wording"))
+    if entry.last_verified is None:
+        missing = [r for r in entry.resources if r.verified_on is None or not r.verified_by]
+        if missing:
+            report.warning("last_verified", (
+                f"not verified: nobody has called or texted these numbers ({len(missing)} of "
+                f"{len(entry.resources)} unchecked); fine in development, but before production a person "
+                "must check them and fill last_verified and verified_by"))
+
+
+def _check_denied_sources(root: Path, skills: Mapping[str, Skill], problems: list[Problem]) -> None:
+    """Every skill source on a deny-listed domain (rules/denied_sources.yaml), or a subdomain of one."""
+    report = _Report(problems, DENIED_SOURCES_FILE)
+    file = root / DENIED_SOURCES_FILE
+    if not file.exists():
+        report.error("", "missing: the domains skill sources may never cite live here")
+        return
+    data = _read_mapping(file, report)
+    if data is None:
+        return
+    entries = data.get("domains")
+    if set(data) != {"domains"} or not isinstance(entries, list) or not entries:
+        report.error("domains", "the file holds one field, domains: a list of {domain, why}")
+        return
+    denied: dict[str, str] = {}
+    for i, item in enumerate(entries):
+        domain, why = (item.get("domain"), item.get("why")) if isinstance(item, dict) else (None, None)
+        if not (isinstance(item, dict) and set(item) == {"domain", "why"} and isinstance(why, str) and why.strip()
+                and isinstance(domain, str)):
+            report.error(f"domains[{i}]", "must be a mapping with a domain and a why (non-blank text)")
+        elif not _DOMAIN_RE.match(domain) or domain.startswith("www."):
+            report.error(f"domains[{i}].domain",
+                         f"{domain!r} must be a bare lower-case domain like scribd.com (no scheme, path or www.)")
+        elif domain in denied:
+            report.error(f"domains[{i}].domain", f"{domain} is listed twice")
+        else:
+            denied[domain] = why.strip()
+    for skill in skills.values():
+        for i, source in enumerate(skill.sources):
+            host = (urlparse(source.url).hostname or "").rstrip(".").lower()
+            for domain, why in denied.items():
+                if host == domain or host.endswith("." + domain):
+                    problems.append(Problem(
+                        f"skills/{skill.id}.yaml", f"sources[{i}].url",
+                        f"{domain} is on the deny-list of source domains ({why}); cite the primary work "
+                        "instead: the book with its publisher's page, a DOI or PubMed link, or an agency, "
+                        "university or hospital page"))
+                    break
 
 
 def _walk_strings(value: Any, path: str) -> Iterable[tuple[str, str]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot.conversation import compliance_word, parse_rating, parse_time
-from bot.models import CrisisEvent, ExerciseSession, Outbox, Participant
+from bot.models import CrisisEvent, ExerciseSession, MoodCheckin, Outbox, Participant, SafetyPlan
 from bot.vocabulary import OPT_IN_WORDS
 from bot.vocabulary import OPT_OUT_WORDS as CARRIER_WORDS
 from tests.conftest import SmsPoster
@@ -228,7 +229,7 @@ def test_rating_can_be_skipped_and_done_ends_early(sms: SmsPoster, db: Any, part
     sms("cant stop replaying what i said over and over", from_=PHONE)
     assert "(1/" in sms("skip", from_=PHONE)[0]
     assert "0-10" in sms("DONE", from_=PHONE)[0]
-    assert "practising" in sms("skip", from_=PHONE)[0]
+    assert "practicing" in sms("skip", from_=PHONE)[0]
     with db.session() as s:
         session = s.scalar(select(ExerciseSession))
     assert session.rating_before is None and session.status == "completed"
@@ -346,3 +347,63 @@ def test_questions_about_treatment_get_an_information_card_without_ratings(sms: 
     with db.session() as s:
         row = s.scalar(select(ExerciseSession))
     assert row.skill_id == "about-tms" and row.status == "completed" and row.rating_before is None
+
+
+# --- what the counselor is told, and gentle checks ------------------------------------------------------
+
+
+def test_the_crisis_alert_names_the_tier_and_what_was_sent_but_no_diagnosis_word(
+    sms: SmsPoster, participant: Any, fake_twilio: Any,
+) -> None:
+    sms("i took 30 pills and i want to die", from_=PHONE)
+    (alert,) = fake_twilio.bodies_to(COUNSELOR_PHONE)
+    assert "crisis tier" in alert and "emergency number" in alert and "asked if they are safe" in alert
+    for word in ("suicid", "overdose", "self-harm", "self harm", "pills", "die"):
+        assert word not in alert.lower(), word
+
+
+def test_yes_to_the_direct_question_is_named_as_such_in_the_alert(
+    sms: SmsPoster, participant: Any, fake_twilio: Any,
+) -> None:
+    replies = sms("i dont see the point in anything anymore", from_=PHONE)
+    assert any("?" in r for r in replies)  # the direct question
+    sms("kinda", from_=PHONE)
+    alerts = [b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]
+    assert len(alerts) == 1 and "answered yes when the bot asked directly" in alerts[0]
+
+
+def test_the_crisis_reply_points_to_the_safety_plan_when_there_is_one(
+    sms: SmsPoster, participant: Any, db: Any, clock: Any,
+) -> None:
+    assert not any("PLAN" in r for r in sms("i want to kill myself", from_=PHONE))
+    db.run(lambda s: s.add(SafetyPlan(participant_id=participant.id, warning_signs="x", updated_at=clock())))
+    assert any("text PLAN" in r for r in sms("i want to kill myself", from_="+12025550101"))
+
+
+def test_a_very_low_weekly_checkin_gets_a_gentle_safety_question_not_thanks(
+    app: Any, sms: SmsPoster, participant: Any, db: Any, clock: Any, fake_twilio: Any,
+) -> None:
+    from bot.scheduler import tick
+
+    clock.set(datetime(2026, 11, 29, 15, 0, tzinfo=UTC))  # a Sunday, 10:00 in New York: the check-in
+    tick(app)
+    assert participant_row(db).conv_state == "checkin"
+    (reply,) = sms("1", from_=PHONE)
+    assert "Thanks for checking in" not in reply and "hurting yourself" in reply and "988" in reply
+    assert participant_row(db).conv_state == "check_pending"
+    replies = sms("no", from_=PHONE)
+    assert replies and all("URGENT" not in b for b in fake_twilio.bodies_to(COUNSELOR_PHONE))
+    with db.session() as s:
+        event = s.scalars(select(CrisisEvent)).one()
+        assert (event.kind, event.answer, event.categories) == ("check", "no", "low_checkin")
+        assert s.scalar(select(MoodCheckin.rating)) == 1
+
+
+def test_an_ordinary_weekly_checkin_is_thanked(app: Any, sms: SmsPoster, participant: Any, db: Any,
+                                               clock: Any) -> None:
+    from bot.scheduler import tick
+
+    clock.set(datetime(2026, 11, 29, 15, 0, tzinfo=UTC))
+    tick(app)
+    (reply,) = sms("7", from_=PHONE)
+    assert "7/10" in reply and participant_row(db).conv_state == "idle"

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +188,38 @@ def _production(app_config: dict[str, Any], **extra: Any) -> dict[str, Any]:
             "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test", **extra}
 
 
-def test_production_refuses_content_nobody_signed_off_unless_allowed(app_config: dict[str, Any]) -> None:
+@pytest.fixture
+def verified_library(tmp_path: Path) -> Path:
+    """A copy of the library whose crisis lines a person has (for this test) verified."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "library"
+    shutil.copytree(ROOT / "skills_library", copy)
+    for path in (copy / "crisis").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["last_verified"], data["verified_by"] = date(2026, 11, 1), "Test Verifier"
+        data["owner"] = "Test clinic"
+        for resource in data["resources"]:
+            resource.pop("notes", None)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return copy
+
+
+def test_production_refuses_crisis_lines_nobody_verified(app_config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="crisis lines nobody has verified: AU, CA, GB, IE, US, XX"):
+        create_app(_production(app_config, ALLOW_UNREVIEWED_CONTENT=True))
+
+
+def test_production_refuses_content_nobody_signed_off_unless_allowed(
+    app_config: dict[str, Any], verified_library: Path,
+) -> None:
+    config = _production(app_config, SKILLS_LIBRARY=str(verified_library))
     with pytest.raises(ConfigError, match="not signed off") as refused:
-        create_app(_production(app_config))
-    assert "DATABASE_URL" not in str(refused.value)  # only what is actually missing
-    app = create_app(_production(app_config, ALLOW_UNREVIEWED_CONTENT=True, SIMULATOR_ENABLED=True))
+        create_app(config)
+    assert "DATABASE_URL" not in str(refused.value) and "verified" not in str(refused.value)
+    app = create_app({**config, "ALLOW_UNREVIEWED_CONTENT": True, "SIMULATOR_ENABLED": True})
     try:
         assert app.test_client().get("/simulator").status_code == 404  # never in production
         result = app.test_cli_runner().invoke(args=["seed-demo"])

@@ -70,15 +70,3 @@ def test_simulator_is_off_when_disabled(app: Any, client: Any) -> None:
     app.config["SIMULATOR_ENABLED"] = False
     assert client.get("/simulator").status_code == 404
     assert client.post("/simulator/send", json={"phone": "+12025550101", "text": "hi"}).status_code == 404
-
-
-def test_production_never_enables_the_simulator() -> None:
-    from bot.config import ConfigError, finalise
-
-    config: dict[str, Any] = {"BOT_ENV": "production", "SIMULATOR_ENABLED": True, "SECRET_KEY": "k",
-                              "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-                              "TWILIO_FROM_NUMBER": "+15005550006"}
-    finalise(config)
-    assert config["SIMULATOR_ENABLED"] is False
-    with pytest.raises(ConfigError):
-        finalise({"BOT_ENV": "production"})

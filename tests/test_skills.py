@@ -6,11 +6,13 @@ Broken cases edit a copy of the shipped library under tmp_path, never the real f
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -30,7 +32,9 @@ from bot.skills import (
     load_library,
 )
 
-VERIFIED = date(2026, 11, 27)  # last_verified of the shipped crisis files
+VERIFIED = date(2026, 11, 27)  # a "today" for the checks that need one
+# The shipped crisis files have not been checked by a person yet: each gives this one warning.
+NOT_VERIFIED = "not verified: nobody has called or texted these numbers"
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +67,20 @@ def find(problems: list[Problem], file: str, field: str, text: str = "") -> list
     return [p for p in problems if p.file == file and p.field == field and text in p.message]
 
 
+def beyond_unverified(problems: list[Problem]) -> list[Problem]:
+    """Every problem except the expected "crisis file not verified" warnings."""
+    return [p for p in problems if not (p.severity == "warning" and p.field == "last_verified"
+                                        and p.message.startswith(NOT_VERIFIED))]
+
+
 # --- the shipped library ------------------------------------------------------------------------
 
 
-def test_shipped_library_has_no_problems_at_all() -> None:
-    assert check_library(DEFAULT_LIBRARY_PATH, today=VERIFIED) == []
+def test_shipped_library_has_no_problems_but_the_unverified_crisis_files() -> None:
+    problems = check_library(DEFAULT_LIBRARY_PATH, today=VERIFIED)
+    assert beyond_unverified(problems) == []
+    # Nobody has called the numbers yet: one warning per crisis file, never an error.
+    assert sorted(p.file for p in problems) == [f"crisis/{c}.yaml" for c in sorted(skills_module.REQUIRED_COUNTRIES)]
 
 
 def test_shipped_library_covers_every_state_with_at_least_two_skills(library: Library) -> None:
@@ -99,7 +112,7 @@ def test_every_sent_skill_text_is_gsm7_and_most_steps_fit_one_segment(library: L
 
 
 def test_the_dbt_skill_is_spelled_with_hyphens_and_no_carrier_word_is_sent(library: Library) -> None:
-    assert library.skill("s-t-o-p-skill").title == "S-T-O-P skill"
+    assert "(S-T-O-P)" in library.skill("s-t-o-p-skill").title  # plain words first, the hyphenated name second
     for skill in library.skills.values():
         for field, text in skill.sent_texts():
             words = {w.strip(".,:;!?()").upper() for w in text.split()}
@@ -281,7 +294,7 @@ def test_checker_names_file_and_field_of_every_problem_in_one_pass(copy: Path) -
     assert find(problems, "skills/physical-grounding.yaml", "steps[1]", "the limit is 306")
     assert find(problems, "skills/mental-grounding.yaml", "steps[2]", "'STOP'")
     assert find(problems, "crisis/CA.yaml", "summary", "741741")
-    assert all(p.severity == "error" for p in problems if p.file != "skills/physical-grounding.yaml")
+    assert all(p.severity == "error" for p in beyond_unverified(problems) if p.file != "skills/physical-grounding.yaml")
 
     with pytest.raises(LibraryError) as raised:
         load_library(copy)
@@ -318,7 +331,7 @@ def test_every_carrier_word_is_refused_in_steps(copy: Path, word: str) -> None:
 @pytest.mark.parametrize("text", ["S-T-O-P helps.", "As the ending nears, pause.", "It was quite a weekend."])
 def test_words_that_only_contain_a_carrier_word_are_fine(copy: Path, text: str) -> None:
     edit(copy / HALT, lambda d: d["steps"].__setitem__(1, text))
-    assert check_library(copy, today=VERIFIED) == []
+    assert beyond_unverified(check_library(copy, today=VERIFIED)) == []
 
 
 def test_more_than_a_third_of_long_steps_is_an_error(copy: Path) -> None:
@@ -379,7 +392,7 @@ def test_psychoeducation_alone_may_help_with_nothing(copy: Path) -> None:
 
 def test_a_state_without_skills_is_an_error(copy: Path) -> None:
     for skill_id in ("dear-man", "give-skill", "fast-skill", "anger-meter", "time-out", "s-t-o-p-skill",
-                     "check-the-facts"):
+                     "check-the-facts", "saying-no"):
         (copy / f"skills/{skill_id}.yaml").unlink()
     assert find(check_library(copy), "skills/", "helps_with", "no skill helps with 'conflict'")
 
@@ -403,6 +416,68 @@ def test_source_urls_must_be_http(copy: Path) -> None:
     assert find(check_library(copy), HALT, "sources[0].url", "http")
 
 
+# --- source deny-list ---------------------------------------------------------------------------
+
+
+def denied_domains(root: Path = DEFAULT_LIBRARY_PATH) -> list[str]:
+    data = yaml.safe_load((root / skills_module.DENIED_SOURCES_FILE).read_text(encoding="utf-8"))
+    return [entry["domain"] for entry in data["domains"]]
+
+
+def test_deny_list_covers_pirate_and_document_sharing_sites() -> None:
+    denied = denied_domains()
+    for domain in ("zlibrary.cc", "z-lib.org", "libgen.is", "uptodatefree.ir", "scribd.com", "coursehero.com",
+                   "studocu.com", "vdocuments.site", "dokumen.tips", "pdfcoffee.com", "vdoc.pub", "epdf.pub",
+                   "ebin.pub", "manus.space"):
+        assert domain in denied, domain
+
+
+def test_the_real_library_cites_no_denied_domain(library: Library) -> None:
+    denied = denied_domains()
+    for skill in library.skills.values():
+        for source in skill.sources:
+            host = (urlparse(source.url).hostname or "").lower()
+            assert not any(host == d or host.endswith("." + d) for d in denied), (skill.id, source.url)
+    assert not [p for p in check_library(DEFAULT_LIBRARY_PATH) if "deny-list" in p.message]
+
+
+@pytest.mark.parametrize(("url", "domain"), [
+    ("https://www.zlibrary.cc/dl/some-book", "zlibrary.cc"),
+    ("https://pl.scribd.com/document/1/halt", "scribd.com"),  # any subdomain
+    ("https://syracusepsychresources.manus.space/dbt/tipp.html", "manus.space"),
+    ("HTTPS://VDOCUMENTS.SITE/anger.html", "vdocuments.site"),  # host case does not matter
+    ("https://dokumen.tips:443/documents/safety-plan.html", "dokumen.tips"),  # nor a port
+])
+def test_a_deny_listed_source_fails_the_checker_naming_the_domain(copy: Path, url: str, domain: str) -> None:
+    edit(copy / HALT, lambda d: d["sources"][1].update(url=url))
+    problems = check_library(copy, today=VERIFIED)
+    (problem,) = find(problems, HALT, "sources[1].url", "deny-list")
+    assert problem.severity == "error"
+    assert problem.message.startswith(f"{domain} is on the deny-list of source domains")
+    assert "cite the primary work" in problem.message
+    with pytest.raises(LibraryError, match=f"sources\\[1\\].url: error: {re.escape(domain)} is on the deny-list"):
+        load_library(copy)
+
+
+@pytest.mark.parametrize("url", ["https://notscribd.com/x", "https://scribd.com.example.org/x",
+                                 "https://www.guilford.com/books/x"])
+def test_lookalike_domains_are_not_denied(copy: Path, url: str) -> None:
+    edit(copy / HALT, lambda d: d["sources"][0].update(url=url))
+    assert not [p for p in check_library(copy) if "deny-list" in p.message]
+
+
+def test_deny_list_file_is_itself_checked(copy: Path) -> None:
+    path = copy / skills_module.DENIED_SOURCES_FILE
+    path.write_text("domains:\n  - {domain: https://scribd.com/, why: sharing}\n  - {domain: ebin.pub}\n"
+                    "  - {domain: ebin.pub, why: a}\n  - {domain: ebin.pub, why: b}\n", encoding="utf-8")
+    problems = check_library(copy)
+    assert find(problems, skills_module.DENIED_SOURCES_FILE, "domains[0].domain", "bare lower-case domain")
+    assert find(problems, skills_module.DENIED_SOURCES_FILE, "domains[1]", "why")
+    assert find(problems, skills_module.DENIED_SOURCES_FILE, "domains[3].domain", "twice")
+    path.unlink()
+    assert find(check_library(copy), skills_module.DENIED_SOURCES_FILE, "", "missing")
+
+
 def test_yaml_quirks_are_reported_not_coerced(copy: Path) -> None:
     path = copy / HALT
     path.write_text(path.read_text(encoding="utf-8").replace("  - feeling off", "  - no"), encoding="utf-8")
@@ -424,7 +499,7 @@ def test_duplicate_keys_and_broken_yaml_are_reported_with_the_file(copy: Path) -
 
 
 def test_start_is_exempt_only_where_documented(copy: Path) -> None:
-    assert not check_library(copy, today=VERIFIED)  # US violence line says "text START to 88788"
+    assert not beyond_unverified(check_library(copy, today=VERIFIED))  # US violence: "text START to 88788"
     edit(copy / "crisis/US.yaml", lambda d: d.update(summary="Text START to 741741 now."))
     edit(copy / "crisis/GB.yaml", lambda d: d.update(violence="Text STOP to 85258."))
     problems = check_library(copy)
@@ -439,6 +514,7 @@ def test_non_us_short_code_is_caught_anywhere_in_the_file(copy: Path) -> None:
 
 def test_missing_required_country_and_stale_date(copy: Path) -> None:
     (copy / "crisis/IE.yaml").unlink()
+    edit(copy / "crisis/US.yaml", mark_verified)
     problems = check_library(copy, today=date(2028, 1, 1))
     assert find(problems, "crisis/IE.yaml", "", "missing")
     stale = find(problems, "crisis/US.yaml", "last_verified", "re-verify")
@@ -448,6 +524,148 @@ def test_missing_required_country_and_stale_date(copy: Path) -> None:
 def test_country_must_match_file_name(copy: Path) -> None:
     edit(copy / "crisis/AU.yaml", lambda d: d.update(country="NZ"))
     assert find(check_library(copy), "crisis/AU.yaml", "country", "file name")
+
+
+# --- crisis-resource verification ---------------------------------------------------------------
+
+CHECKER = "Jane Doe, LCSW"
+
+
+def mark_verified(data: dict[str, Any], when: date = VERIFIED) -> None:
+    """What a person does after calling every number: drop the "not verified" notes, sign, date."""
+    for resource in data["resources"]:
+        if any(w in (resource.get("notes") or "").lower() for w in ("verif", "memory")):
+            resource["notes"] = "Checked by phone."
+    data.update(owner=CHECKER, last_verified=when, verified_by=CHECKER)
+
+
+def test_shipped_crisis_files_carry_no_verification_date(library: Library) -> None:
+    # Nobody on the team has called the numbers: no date, no verifier, and production is told.
+    for code, entry in library.resources.items():
+        assert entry.last_verified is None and entry.verified_by is None, code
+        assert all(r.verified_on is None and r.verified_by is None for r in entry.resources), code
+    assert sorted(library.unverified_resources()) == sorted(skills_module.REQUIRED_COUNTRIES)
+
+
+def test_unverified_file_is_one_warning_not_an_error(copy: Path) -> None:
+    problems = check_library(copy, today=VERIFIED)
+    warned = find(problems, "crisis/GB.yaml", "last_verified", NOT_VERIFIED)
+    assert len(warned) == 1 and warned[0].severity == "warning"
+    assert "9 of 9" in warned[0].message
+    load_library(copy)  # the bot still starts (development)
+
+
+def test_a_verified_file_passes_and_leaves_the_unverified_list(copy: Path) -> None:
+    edit(copy / "crisis/US.yaml", mark_verified)
+    assert not find(check_library(copy, today=VERIFIED), "crisis/US.yaml", "last_verified")
+    lib = load_library(copy)
+    assert lib.resources["US"].unverified(VERIFIED) == []
+    assert "US" not in lib.unverified_resources(VERIFIED)
+    stale = lib.unverified_resources(date(2028, 1, 1))["US"]
+    assert stale == ["every number: last verified 2026-11-27, over a year ago"]
+
+
+@pytest.mark.parametrize("fields", [{"last_verified": VERIFIED}, {"verified_by": CHECKER}])
+def test_date_and_verifier_go_together(copy: Path, fields: dict[str, Any]) -> None:
+    def half_verified(data: dict[str, Any]) -> None:
+        mark_verified(data)
+        data.update({"last_verified": None, "verified_by": None, **fields})
+
+    edit(copy / "crisis/US.yaml", half_verified)
+    missing = "last_verified" if "verified_by" in fields else "verified_by"
+    (problem,) = find(check_library(copy), "crisis/US.yaml", missing, "go together")
+    assert problem.severity == "error"
+
+
+def test_both_verification_fields_must_be_written(copy: Path) -> None:
+    edit(copy / "crisis/CA.yaml", lambda d: d.pop("verified_by"))
+    assert find(check_library(copy), "crisis/CA.yaml", "verified_by", "required field is missing")
+
+
+@pytest.mark.parametrize(("file", "wording"), [
+    ("crisis/GB.yaml", "Not re-verified"),  # NHS 111, then the domestic abuse lines
+    ("crisis/IE.yaml", "Not verified"),  # Pieta, then "from memory" on two more lines
+    ("crisis/US.yaml", "Not verified"),  # the numbers added unverified
+])
+def test_a_date_cannot_sit_next_to_unverified_wording(copy: Path, file: str, wording: str) -> None:
+    # Signed and dated, but the notes still say the numbers were not checked.
+    edit(copy / file, lambda d: d.update(owner=CHECKER, last_verified=VERIFIED, verified_by=CHECKER))
+    problems = check_library(copy, today=VERIFIED)
+    (problem,) = find(problems, file, "last_verified", "is set, but line")
+    assert problem.severity == "error" and f"says {wording!r} (also line " in problem.message
+    with pytest.raises(LibraryError, match="a date means a person checked every number"):
+        load_library(copy)
+
+
+def test_unverified_wording_in_a_comment_also_counts(copy: Path) -> None:
+    path = copy / "crisis/XX.yaml"
+    edit(path, mark_verified)
+    assert not find(check_library(copy), "crisis/XX.yaml", "last_verified")
+    text = path.read_text(encoding="utf-8")
+    path.write_text("# 112 written from memory\n" + text, encoding="utf-8")
+    assert find(check_library(copy), "crisis/XX.yaml", "last_verified", "line 1 says 'from memory'")
+    unsigned = text.replace(f"owner: {CHECKER}", "owner: Unassigned, re-verify these before launch")
+    path.write_text(unsigned, encoding="utf-8")
+    assert find(check_library(copy), "crisis/XX.yaml", "last_verified", "'re-verify these before launch'")
+
+
+def test_one_resource_can_be_verified_on_its_own(copy: Path) -> None:
+    def check_988(data: dict[str, Any]) -> None:
+        data["resources"][0].update(verified_on=VERIFIED, verified_by=CHECKER)  # 988: no caveat in its notes
+        data["resources"][6].update(verified_on=VERIFIED, verified_by=CHECKER)  # Never Use Alone: "Not verified yet"
+        data["resources"][7].update(verified_on=VERIFIED)  # Poison Control: no verifier
+
+    edit(copy / "crisis/US.yaml", check_988)
+    problems = check_library(copy, today=VERIFIED)
+    assert not find(problems, "crisis/US.yaml", "resources[0].verified_on")
+    assert find(problems, "crisis/US.yaml", "resources[6].verified_on", "'Not verified'")
+    assert find(problems, "crisis/US.yaml", "resources[7].verified_by", "go together")
+    assert find(problems, "crisis/US.yaml", "last_verified", "6 of 8 unchecked")
+
+
+def test_every_resource_verified_on_its_own_counts_as_verified(copy: Path) -> None:
+    def each(data: dict[str, Any]) -> None:
+        mark_verified(data)
+        data.update(last_verified=None, verified_by=None)
+        for resource in data["resources"]:
+            resource.update(verified_on=VERIFIED, verified_by=CHECKER)
+
+    edit(copy / "crisis/XX.yaml", each)
+    assert not find(check_library(copy, today=VERIFIED), "crisis/XX.yaml", "last_verified")
+    assert "XX" not in load_library(copy).unverified_resources(VERIFIED)
+
+
+def test_verification_dates_in_the_future_are_errors(copy: Path) -> None:
+    edit(copy / "crisis/XX.yaml", lambda d: mark_verified(d, date(2030, 1, 1)))
+    assert find(check_library(copy, today=VERIFIED), "crisis/XX.yaml", "last_verified", "future")
+
+
+@pytest.mark.parametrize(("country", "name", "how"), [
+    ("US", "Never Use Alone", "1-800-484-3731"),
+    ("US", "Poison Control", "1-800-222-1222"),
+    ("CA", "National Overdose Response Service", "1-888-688-6677"),
+    ("GB", "Domestic Abuse and Forced Marriage Helpline (Scotland)", "0800 027 1234"),
+    ("GB", "Live Fear Free (Wales)", "0808 80 10 800"),
+    ("GB", "Domestic and Sexual Abuse Helpline (Northern Ireland)", "0808 802 1414"),
+    ("GB", "FRANK", "0300 123 6600"),
+    ("IE", "Pieta", "1800 247 247"),
+    ("IE", "HSE Drugs and Alcohol Helpline", "1800 459 459"),
+    ("AU", "Lifeline text", "0477 13 11 14"),
+    ("AU", "National Alcohol and Other Drug Hotline", "1800 250 015"),
+])
+def test_added_numbers_are_listed_and_marked_unverified(library: Library, country: str, name: str, how: str) -> None:
+    (resource,) = [r for r in library.crisis_resources(country).resources if r.name.startswith(name)]
+    assert how in resource.how
+    assert resource.verified_on is None and "not verified yet" in (resource.notes or "").lower()
+
+
+def test_beyond_blue_is_not_offered_as_a_crisis_line(library: Library) -> None:
+    au = library.crisis_resources("AU")
+    for line in (au.summary, au.emergency, au.violence):
+        assert "Beyond Blue" not in line and "1300 22 4636" not in line
+    assert "13 11 14" in au.summary and "000" in au.summary
+    (beyond_blue,) = [r for r in au.resources if r.name == "Beyond Blue"]
+    assert "not a crisis line" in (beyond_blue.notes or "")
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -508,3 +726,134 @@ def test_about_program_slip_ack_and_none_invite(library: Library) -> None:
     invites = library.messages_list("none_invite")
     assert len(invites) == 3 and all("MENU" in v for v in invites)
     assert "counselor_lapse_notice" not in library.messages
+
+
+# --- coverage per state and the clinician's pre-sign-off review ---------------------------------
+
+# Medical flags common enough that every state must keep several skills for people who have them.
+COMMON_MEDICAL_FLAGS = ("heart_condition", "lung_condition", "pregnancy", "eating_disorder")
+NEW_SKILLS = (
+    "paired-muscle-relaxation", "that-was-then", "woke-from-a-nightmare", "grieving-a-loss", "self-harm-urges",
+    "problem-solving", "worry-time", "saying-no", "burning-bridges", "reasons-for-recovery", "about-moud",
+    "gambling-urges",
+)
+
+
+def steps_text(library: Library, skill_id: str) -> str:
+    return " ".join(library.skill(skill_id).steps).lower()
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_every_state_has_six_skills_and_three_for_people_with_common_medical_flags(
+    library: Library, state: str
+) -> None:
+    routed = library.for_state(state)
+    assert skills_module.MIN_SKILLS_PER_STATE >= 6
+    assert len(routed) >= skills_module.MIN_SKILLS_PER_STATE, [s.id for s in routed]
+    # Someone with every common flag at once still has at least three, and so does each flag alone.
+    usable = [s.id for s in routed if s.allowed_for(COMMON_MEDICAL_FLAGS)]
+    assert len(usable) >= 3, usable
+    for flag in COMMON_MEDICAL_FLAGS:
+        assert flag in FLAGS
+        assert len([s for s in routed if s.allowed_for({flag})]) >= 3, flag
+
+
+def test_the_checker_requires_six_skills_per_state(copy: Path) -> None:
+    minimum = skills_module.MIN_SKILLS_PER_STATE
+    helpers = sorted(p for p in (copy / "skills").glob("*.yaml")
+                     if "dissociation" in yaml.safe_load(p.read_text(encoding="utf-8"))["helps_with"])
+    for path in helpers[: len(helpers) - minimum + 1]:
+        edit(path, lambda d: d["helps_with"].remove("dissociation"))
+    (problem,) = find(check_library(copy), "skills/", "helps_with", "help with 'dissociation'")
+    assert problem.severity == "error"
+    assert f"only {minimum - 1} skill(s)" in problem.message and f"at least {minimum}" in problem.message
+    with pytest.raises(LibraryError, match="help with 'dissociation'"):
+        load_library(copy)
+
+
+def test_tipp_is_cold_not_icy_seated_and_hidden_for_eating_disorders(library: Library) -> None:
+    tipp = library.skill("tipp")
+    cleared = {"cleared_cold_water", "cleared_intense_exercise"}
+    assert "eating_disorder" in tipp.avoid_if
+    assert tipp.allowed_for(cleared) and not tipp.allowed_for(cleared | {"eating_disorder"})
+    text = steps_text(library, "tipp")
+    assert "cold, not icy" in text and "sit" in text and "cool water" not in text
+    for word in ("alcohol", "withdrawal", "stimulants", "faint"):
+        assert word in text, word
+    cautions = " ".join(tipp.cautions).lower()
+    for word in ("intoxicated", "withdrawal", "stimulant", "faint", "eating_disorder"):
+        assert word in cautions, word
+
+
+def test_tipps_two_ps_are_a_skill_for_everyone_without_a_breath_hold(library: Library) -> None:
+    skill = library.skill("paired-muscle-relaxation")
+    assert skill.allowed_for(set(FLAGS)) and skill.allowed_for(set())
+    assert not skill.involves and not skill.requires and not skill.avoid_if
+    text = steps_text(library, "paired-muscle-relaxation")
+    assert "without holding your breath" in text and "relax" in text and "tense" in text
+    assert "panic" not in skill.helps_with or skill.medical_screen
+
+
+def test_abc_please_keeps_prescribed_medicines(library: Library) -> None:
+    text = steps_text(library, "abc-please")
+    assert "keep taking your prescribed medicines" in text and "opioid use disorder" in text
+    assert "drugs not prescribed to you" in text and "mood-altering" not in text
+
+
+def test_opposite_action_says_grief_fits_the_facts_and_is_not_routed_for_loss(library: Library) -> None:
+    skill = library.skill("opposite-action")
+    text = steps_text(library, "opposite-action")
+    assert "grief after a real loss does" in text and "sadness that doesn't fit the facts" in text
+    assert skill.helps_with[0] != "sadness"
+    for trigger in skill.triggers:
+        assert not any(word in trigger for word in ("grie", "loss", "lost", "died", "passed", "miss")), trigger
+    # A grieving text is routed to the grief skill, not to opposite action.
+    assert library.skill("grieving-a-loss").helps_with[0] == "sadness"
+
+
+def test_radical_acceptance_is_not_self_blame(library: Library) -> None:
+    assert "or that it was your fault" in steps_text(library, "radical-acceptance")
+
+
+def test_stimulus_control_warns_of_falls_and_alcohol_or_cannabis_for_sleep(library: Library) -> None:
+    text = steps_text(library, "stimulus-control")
+    assert "medicine makes you drowsy" in text and "falls" in text
+    assert "alcohol or cannabis" in text and "worse" in text
+
+
+def test_overdose_safety_covers_tolerance_naloxone_company_mixing_and_withdrawal(library: Library) -> None:
+    text = steps_text(library, "overdose-safety")
+    for needed in ("tolerance", "naloxone", "use alone", "mixing", "benzos", "withdrawal", "all at once", "doctor"):
+        assert needed in text, needed
+
+
+def test_moud_card_names_the_three_medicines_and_sends_to_the_prescriber(library: Library) -> None:
+    card = library.skill("about-moud")
+    assert card.category == "psychoeducation"
+    text = steps_text(library, "about-moud")
+    for needed in ("buprenorphine", "methadone", "naltrexone", "safe to keep taking", "prescriber", "overdose"):
+        assert needed in text, needed
+    urls = " ".join(s.url for s in card.sources)
+    assert "samhsa.gov" in urls and "nida.nih.gov" in urls
+
+
+def test_self_harm_skill_follows_safe_messaging(library: Library) -> None:
+    skill = library.skill("self-harm-urges")
+    text = steps_text(library, "self-harm-urges")
+    for needed in ("wait 15 minutes", "distance", "ice", "reach out", "988"):
+        assert needed in text, needed
+    for method in ("cut", "blade", "razor", "burn", "pill", "elastic", "rubber band", "snap"):
+        assert method not in text, method
+    assert not skill.involves and not skill.avoid_if and not skill.requires
+
+
+@pytest.mark.parametrize("skill_id", NEW_SKILLS)
+def test_new_skills_are_short_sourced_and_await_review(library: Library, skill_id: str) -> None:
+    skill = library.skill(skill_id)
+    assert 3 <= len(skill.steps) <= 6
+    assert skill.triggers and skill.practice_prompt and skill.practice_prompt_discreet
+    assert skill.sources and skill.cautions
+    assert skill.reviewed_by is None and skill.reviewed_on is None
+    assert "breath_hold" not in skill.involves
+    assert skill.helps_with or skill.category == "psychoeducation"
+
