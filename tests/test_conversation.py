@@ -407,3 +407,29 @@ def test_an_ordinary_weekly_checkin_is_thanked(app: Any, sms: SmsPoster, partici
     tick(app)
     (reply,) = sms("7", from_=PHONE)
     assert "7/10" in reply and participant_row(db).conv_state == "idle"
+
+
+def test_help_and_the_consent_invitation_say_the_service_is_automated(
+    sms: SmsPoster, participant: Any, fake_twilio: Any, enroll_participant: Any,
+) -> None:
+    joined = " ".join(sms("HELP", from_=PHONE))
+    assert "automated" in joined and "24/7" in joined and "988" in joined
+    enroll_participant("+12025550144", active=False)
+    (invitation,) = fake_twilio.bodies_to("+12025550144")
+    assert "automated" in invitation and "24/7" in invitation
+
+
+def test_no_counselor_alert_carries_a_diagnosis_word(app: Any, sms: SmsPoster, participant: Any,
+                                                     fake_twilio: Any, clock: Any) -> None:
+    from bot.scheduler import tick
+
+    sms("i dont see the point in anything anymore", from_=PHONE)  # the direct question, left unanswered
+    clock.advance(minutes=31)
+    tick(app)
+    sms("i want to kill myself", from_=PHONE)
+    clock.advance(minutes=16)
+    tick(app)  # and a repeat alert
+    alerts = fake_twilio.bodies_to(COUNSELOR_PHONE)
+    assert len(alerts) == 3
+    for alert in alerts:
+        assert not any(word in alert.lower() for word in ("suicid", "self-harm", "overdose", " kill")), alert
