@@ -480,6 +480,23 @@ def _answer_safety(
         return
     out.replies.append(_msg(ctx, "crisis_emergency", emergency=resources.emergency))
     out.replies.append(_msg(ctx, "crisis_followup_unsafe", resources=resources.summary))
+    answered = int(data.get("answers", 0)) + 1
+    # Every "not safe" is urgent; of unclear answers ("hi", "ok whatever") only the first alerts,
+    # so the counselor is not flooded while the repeat alerts run.
+    if answer == "unsafe" or answered == 1:
+        _alert_followup(session, ctx, participant, answer, event, out)
+    if answered >= SAFETY_ANSWERS:
+        participant.conv_state = "idle"
+        participant.conv_data = {}
+    else:
+        participant.conv_data = {**data, "answers": answered}
+
+
+def _alert_followup(
+    session: Session, ctx: Context, participant: ParticipantRecord, answer: str, event: CrisisEvent | None,
+    out: Outcome,
+) -> None:
+    """The urgent alert (counselor and backup) saying how the crisis follow-up was answered."""
     counselor = _counselor(session, participant)
     alert = _msg(ctx, "counselor_followup_alert", participant=participant.name or "A participant",
                  phone_tail=mask_phone(participant.phone), answer=_msg(ctx, f"followup_answer_{answer}"),
@@ -491,12 +508,6 @@ def _answer_safety(
         row = outbox.enqueue(session, to=phone, body=alert, kind="crisis_alert", now=ctx.now,
                              counselor_id=counselor_id)
         out.outbox_ids.append(row.id)
-    answered = int(data.get("answers", 0)) + 1
-    if answered >= SAFETY_ANSWERS:
-        participant.conv_state = "idle"
-        participant.conv_data = {}
-    else:
-        participant.conv_data = {**data, "answers": answered}
 
 
 # --- check: possible risk, asked about directly -----------------------------------------------------

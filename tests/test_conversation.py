@@ -433,3 +433,15 @@ def test_no_counselor_alert_carries_a_diagnosis_word(app: Any, sms: SmsPoster, p
     assert len(alerts) == 3
     for alert in alerts:
         assert not any(word in alert.lower() for word in ("suicid", "self-harm", "overdose", " kill")), alert
+
+
+def test_only_the_first_unclear_answer_alerts_again_but_every_unsafe_one_does(
+    sms: SmsPoster, participant: Any, fake_twilio: Any,
+) -> None:
+    sms("i want to kill myself tonight", from_=PHONE)
+    sms("hi", from_=PHONE)
+    sms("whatever", from_=PHONE)
+    urgent = [b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]
+    assert len(urgent) == 2  # the crisis, then the first unclear answer
+    assert "988" in " ".join(sms("no", from_=PHONE))
+    assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 3

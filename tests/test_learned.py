@@ -149,3 +149,14 @@ def test_vague_wording_is_only_escalated_by_context() -> None:
     assert risk.escalate(alone).tier == risk.CRISIS
     plain = risk.assess("what time is group")
     assert risk.escalate(plain).tier == risk.NONE
+
+
+def test_long_texts_are_clipped_before_the_encoder_so_nobody_can_stall_a_worker() -> None:
+    learned.embed(["warm up"])
+    encoder = learned._encoder
+    for text in ("\u044f\U0001f600" * 800, "i feel so " + "really " * 400 + "sad", "x" * 5000):
+        clipped = learned._clip(encoder, text)
+        assert 0 < encoder.token_count(clipped, is_query=True) <= learned.MAX_TOKENS
+        assert text.startswith(clipped)
+    short = "my chest is tight and i cant stop shaking"
+    assert learned._clip(encoder, short) == short  # what the models were trained on is untouched
