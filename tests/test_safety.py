@@ -644,3 +644,19 @@ def test_near_misses_of_the_third_set_rules_are_not_crisis(text: str) -> None:
     from bot import risk
 
     assert risk.assess(text, model=False).tier == risk.NONE, (text, risk.assess(text, model=False).reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "my 3 yr old chewed a sub strip", "toddler ate one of my methadone doses", "kid got into my pills",
+    "drank someone elses methadone dose", "drank 5 days of methadone at once", "took all my take homes at once",
+])
+def test_a_child_swallowing_medicine_or_someone_elses_dose_is_a_crisis(text: str) -> None:
+    result = safety.assess(text)
+    assert result.is_crisis and "overdose" in result.categories and result.level == "imminent"
+
+
+@pytest.mark.parametrize("text", [
+    "my son took his meds this morning", "my daughter ate her dinner", "i drank my methadone dose at the clinic",
+])
+def test_ordinary_medicine_talk_about_a_child_or_a_dose_is_not(text: str) -> None:
+    assert not safety.assess(text).is_crisis
