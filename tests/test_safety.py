@@ -660,3 +660,10 @@ def test_a_child_swallowing_medicine_or_someone_elses_dose_is_a_crisis(text: str
 ])
 def test_ordinary_medicine_talk_about_a_child_or_a_dose_is_not(text: str) -> None:
     assert not safety.assess(text).is_crisis
+
+
+def test_wanting_to_join_someone_who_died_is_current_even_on_an_anniversary() -> None:
+    from bot import risk
+
+    assert risk.assess("today is a year since he died. i want to join him").tier != risk.NONE
+    assert risk.assess("a year since my overdose, i want to join the alumni group").tier == risk.NONE
