@@ -372,16 +372,23 @@ def _why(f: RulesFile, item: Mapping[str, Any], where: str) -> None:
         f.error(f"{where}.why", "every rule says why it is there (non-empty text)")
 
 
+def _named(f: RulesFile, section: str, path: str, item: Mapping[str, Any], example: str) -> str:
+    """Where problems in a rule or combo are reported: `section[name]` when its name is valid
+    (category.what in lower case), else its position (and the invalid name is an error)."""
+    name = item.get("name")
+    if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
+        f.error(f"{path}.name", f"must be category.what in lower case (like {example}), not {name!r}")
+        return path
+    return f"{section}[{name}]"
+
+
 def _rules(f: RulesFile, frags: Mapping[str, Any]) -> tuple[_Rule, ...]:
     out = []
     seen: set[str] = set()
     for path, item in f.records("rules"):
-        name = item.get("name")
-        where = path
-        if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
-            f.error(f"{path}.name", f"must be category.what in lower case (like suicide.kill_self), not {name!r}")
-        else:
-            where = f"rules[{name}]"
+        where = _named(f, "rules", path, item, "suicide.kill_self")
+        name = str(item.get("name"))
+        if where != path:
             if name in seen:
                 f.error(f"{where}.name", "duplicate rule name: each rule needs its own")
             seen.add(name)
@@ -425,12 +432,7 @@ def _rules(f: RulesFile, frags: Mapping[str, Any]) -> tuple[_Rule, ...]:
 def _combos(f: RulesFile, frags: Mapping[str, Any]) -> tuple[_Combo, ...]:
     out = []
     for path, item in f.records("combos"):
-        name = item.get("name")
-        where = path
-        if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
-            f.error(f"{path}.name", f"must be category.what in lower case (like medical.chest_pain), not {name!r}")
-        else:
-            where = f"combos[{name}]"
+        where = _named(f, "combos", path, item, "medical.chest_pain")
         f.unknown_fields(item, _COMBO_FIELDS, where)
         _why(f, item, where)
         categories = _categories(f, item.get("categories"), f"{where}.categories")
@@ -438,7 +440,7 @@ def _combos(f: RulesFile, frags: Mapping[str, Any]) -> tuple[_Combo, ...]:
         first = f.regex("first", frags, item, path=f"{where}.first")
         second = f.regex("second", frags, item, path=f"{where}.second")
         if first is not None and second is not None and level is not None and categories:
-            out.append(_Combo(str(name), categories, level, first, second))
+            out.append(_Combo(str(item.get("name")), categories, level, first, second))
     return tuple(out)
 
 
