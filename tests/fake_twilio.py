@@ -76,7 +76,11 @@ class FakeTwilio:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
+                raw_bytes = self.rfile.read(length)
+                if len(raw_bytes) < length:  # the client died mid-request: a real API never sees it
+                    self.close_connection = True
+                    return
+                raw = raw_bytes.decode()
                 status, payload = fake._answer(self.path, self.headers.get("Authorization", ""), raw)
                 data = json.dumps(payload).encode()
                 try:
@@ -112,6 +116,10 @@ class FakeTwilio:
         with self._lock:
             self.requests += 1
             to = form.get("To", "")
+            if not to:
+                return 400, {"code": 21604, "message": "A 'To' phone number is required.", "status": 400}
+            if not form.get("Body") and not form.get("MediaUrl"):
+                return 400, {"code": 21602, "message": "Message body is required.", "status": 400}
             if self.scripted:
                 status, code = self.scripted.popleft()
                 if status >= 300:
