@@ -44,10 +44,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["spool"] = Spool(app.config.get("SPOOL_DIR") or Path(app.instance_path) / "spool")
 
     csrf.init_app(app)
-    from . import cli, health, metrics, scheduler, simulator, webhook
+    from . import cli, dashboard, health, metrics, scheduler, simulator, webhook
 
     webhook.init_app(app)
     csrf.exempt(webhook.bp)
+    dashboard.init_app(app)
     simulator.init_app(app)
     cli.init_app(app)
     scheduler.init_cli(app)

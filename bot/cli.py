@@ -62,14 +62,15 @@ counselor_group = AppGroup("counselor", help="Manage counselor accounts.")
 @click.option("--password", envvar="COUNSELOR_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
               help="Asked for (hidden, twice) when omitted; read from COUNSELOR_PASSWORD if set. "
                    "A password on the command line stays in the shell history.")
-def counselor_create(email: str, name: str, phone: str, password: str) -> None:
+@click.option("--admin", is_flag=True, help="May create and deactivate counselors and see every client.")
+def counselor_create(email: str, name: str, phone: str, password: str, admin: bool) -> None:
     db = _services()["db"]
     try:
         counselor = db.run(lambda s: create_counselor(s, email=email, name=name, phone=phone, password=password,
-                                                      region=current_app.config["DEFAULT_REGION"]))
+                                                      region=current_app.config["DEFAULT_REGION"], is_admin=admin))
     except EnrollmentError as exc:
         _fail(str(exc))
-    click.echo(f"counselor {counselor.email} created")
+    click.echo(f"{'admin' if counselor.is_admin else 'counselor'} {counselor.email} created")
 
 
 @click.command("enroll")

@@ -46,6 +46,7 @@ ENV_NAMES = (
     "METRICS_TOKEN",
     "ALLOW_UNREVIEWED_CONTENT",
     "SPOOL_DIR",
+    "REQUIRE_2FA",
 )
 
 _INT_KEYS = {
@@ -61,7 +62,7 @@ _INT_KEYS = {
     "MESSAGE_RETENTION_DAYS",
 }
 _FLOAT_KEYS = {"SEND_RATE_PER_SECOND", "TICK_DELIVERY_BUDGET_SECONDS"}
-_BOOL_KEYS = {"SIMULATOR_ENABLED", "ALLOW_UNREVIEWED_CONTENT"}
+_BOOL_KEYS = {"SIMULATOR_ENABLED", "ALLOW_UNREVIEWED_CONTENT", "REQUIRE_2FA"}
 
 
 def defaults() -> dict[str, Any]:
@@ -80,6 +81,7 @@ def defaults() -> dict[str, Any]:
         "DEFAULT_REGION": "US",
         "CRISIS_COUNTRY": "US",
         "PROGRAM_NAME": "IOP Coping Skills",
+        "REQUIRE_2FA": False,  # every counselor must set up two-factor (TOTP) before any page
         "SIMULATOR_ENABLED": None,  # None: on when no Twilio credentials and not production
         "SKILLS_LIBRARY": str(ROOT / "skills_library"),
         "NUDGE_BACKOFF_AFTER": 5,

@@ -72,7 +72,8 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_counselor(session: Session, *, email: str, name: str, phone: str, password: str, region: str) -> Counselor:
+def create_counselor(session: Session, *, email: str, name: str, phone: str, password: str, region: str,
+                     is_admin: bool = False) -> Counselor:
     email = email.strip().lower()
     if "@" not in email:
         raise EnrollmentError(f"{email!r} is not an email address")
@@ -81,7 +82,7 @@ def create_counselor(session: Session, *, email: str, name: str, phone: str, pas
     if session.scalar(select(Counselor).where(Counselor.email == email)):
         raise EnrollmentError(f"a counselor with email {email} already exists")
     counselor = Counselor(email=email, name=name.strip(), phone=normalise_phone(phone, region),
-                          password_hash=hash_password(password))
+                          password_hash=hash_password(password), is_admin=is_admin)
     session.add(counselor)
     session.flush()
     return counselor

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -69,6 +71,11 @@ class Counselor(Base):
     phone: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; set once two-factor is confirmed
+    # A new value signs out every session made before it (password change, deactivation).
+    session_token: Mapped[str | None] = mapped_column(String(64))
 
     participants: Mapped[list[Participant]] = relationship(back_populates="counselor")
 
@@ -218,6 +225,8 @@ class CrisisEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(254))
+    ack_outcome: Mapped[str | None] = mapped_column(String(32))
+    ack_note: Mapped[str | None] = mapped_column(Text)
     alerts_sent: Mapped[int] = mapped_column(Integer, default=0)
     last_alert_at: Mapped[datetime | None]
 
@@ -235,6 +244,7 @@ class SafetyPlan(Base):
     contacts: Mapped[str] = mapped_column(Text, default="")
     professionals: Mapped[str] = mapped_column(Text, default="")
     safe_environment: Mapped[str] = mapped_column(Text, default="")
+    reasons_for_living: Mapped[str] = mapped_column(Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(254))
 
@@ -273,6 +283,17 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted per account and per address across every web process."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300))  # "email:<address>" or "ip:<address>"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

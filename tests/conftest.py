@@ -139,6 +139,22 @@ def client(app: Any) -> Any:
 
 
 @pytest.fixture
+def dash_app(app_config: dict[str, Any], clock: Clock) -> Iterator[Any]:
+    """The app as counselors use it: CSRF checked on every form."""
+    application = create_app({**app_config, "WTF_CSRF_ENABLED": True})
+    application.extensions["clock"] = clock
+    yield application
+    application.extensions["db"].dispose()
+
+
+@pytest.fixture
+def dash(dash_app: Any) -> Any:
+    from tests.dashboard_helpers import Dashboard
+
+    return Dashboard(dash_app.test_client())
+
+
+@pytest.fixture
 def runner(app: Any) -> Any:
     return app.test_cli_runner()
 
