@@ -43,6 +43,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["make_context"] = lambda now: make_context(app, now)
     app.extensions["spool"] = Spool(app.config.get("SPOOL_DIR") or Path(app.instance_path) / "spool")
 
+    if int(app.config.get("PROXY_HOPS") or 0) > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     csrf.init_app(app)
     from . import cli, dashboard, health, metrics, scheduler, simulator, webhook
 

@@ -362,7 +362,7 @@ def seed_demo_data(app: Flask) -> str | None:
         if session.scalar(select(func.count(Counselor.id))):
             return None
         counselor = create_counselor(session, email=DEMO_COUNSELOR, name="Demo Counselor", phone="+12025550100",
-                                     password="demo-password-123", region="US")
+                                     password="demo-password-123", region="US", is_admin=True)
         participant, invitation_id = enroll(session, library, EnrollmentRequest(
             phone=DEMO_PARTICIPANT, counselor_email=counselor.email, name="Demo Participant",
             timezone="America/New_York", nudge_time="10:00"), now=now, region="US",
@@ -375,8 +375,9 @@ def seed_demo_data(app: Flask) -> str | None:
         session.add(SafetyPlan(participant_id=participant.id, warning_signs="Skipping meals, staying in bed",
                                coping_strategies="Box breathing, a walk round the block",
                                contacts="Sam (sponsor) 555-0142", professionals="Demo Counselor 555-0100",
+                               reasons_for_living="My daughter, finishing my course",
                                updated_at=now, updated_by=counselor.email))
-        return (f"seeded demo counselor {DEMO_COUNSELOR} (password demo-password-123) and demo participant "
+        return (f"seeded demo admin counselor {DEMO_COUNSELOR} (password demo-password-123) and demo participant "
                 f"{DEMO_PARTICIPANT}")
 
     return services["db"].run(work)  # type: ignore[no-any-return]

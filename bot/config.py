@@ -47,6 +47,7 @@ ENV_NAMES = (
     "ALLOW_UNREVIEWED_CONTENT",
     "SPOOL_DIR",
     "REQUIRE_2FA",
+    "PROXY_HOPS",
 )
 
 _INT_KEYS = {
@@ -60,6 +61,7 @@ _INT_KEYS = {
     "DELIVERY_THREADS",
     "SCHEDULER_STALE_SECONDS",
     "MESSAGE_RETENTION_DAYS",
+    "PROXY_HOPS",
 }
 _FLOAT_KEYS = {"SEND_RATE_PER_SECOND", "TICK_DELIVERY_BUDGET_SECONDS"}
 _BOOL_KEYS = {"SIMULATOR_ENABLED", "ALLOW_UNREVIEWED_CONTENT", "REQUIRE_2FA"}
@@ -81,7 +83,10 @@ def defaults() -> dict[str, Any]:
         "DEFAULT_REGION": "US",
         "CRISIS_COUNTRY": "US",
         "PROGRAM_NAME": "IOP Coping Skills",
-        "REQUIRE_2FA": False,  # every counselor must set up two-factor (TOTP) before any page
+        "REQUIRE_2FA": False,
+        # Reverse proxies in front of the web process that append X-Forwarded-For: the client's
+        # address (sign-in limits, audit) is read that many hops back. 0 trusts no header.
+        "PROXY_HOPS": 0,  # every counselor must set up two-factor (TOTP) before any page
         "SIMULATOR_ENABLED": None,  # None: on when no Twilio credentials and not production
         "SKILLS_LIBRARY": str(ROOT / "skills_library"),
         "NUDGE_BACKOFF_AFTER": 5,
