@@ -7,6 +7,7 @@ so the Content-Security-Policy below can forbid it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
@@ -19,7 +20,9 @@ login_manager = LoginManager()
 login_manager.login_view = "dashboard.login"
 login_manager.login_message = "Please sign in to see that page."
 login_manager.login_message_category = "info"
-login_manager.session_protection = "strong"
+# "basic", not "strong": a counselor on a phone changes address between networks and must not be
+# signed out for it; the session cookie is still bound to the account's current token.
+login_manager.session_protection = "basic"
 
 # Pages anyone may load: sign-in, static files, health, metrics (token-protected) and the signed
 # Twilio webhooks. Everything else needs a signed-in counselor.
@@ -67,6 +70,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_login)
     app.after_request(_security_headers)
     production = app.config.get("BOT_ENV") == "production"
+    # A signed-in session lasts a working day, then sign in again.
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)

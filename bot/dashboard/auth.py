@@ -124,6 +124,7 @@ def login() -> Any:
             session["pending_2fa"] = result.counselor_id
             return redirect(url_for("dashboard.login_totp", next=request.args.get("next")))
         if result.user is not None:
+            session.permanent = True  # PERMANENT_SESSION_LIFETIME bounds it
             login_user(result.user)
             return redirect(_safe_next(request.args.get("next")))
         return render_template("dashboard/login.html", form=form, error=_refusal(result.error or "invalid")), 401
@@ -160,6 +161,7 @@ def login_totp() -> Any:
         outcome = db().run(check)
         if outcome.user is not None:
             session.pop("pending_2fa", None)
+            session.permanent = True
             login_user(outcome.user)
             return redirect(_safe_next(request.args.get("next")))
         if outcome.error in {"locked", "invalid"}:
