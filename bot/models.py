@@ -114,7 +114,41 @@ class Participant(Base):
     last_inbound_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
+
     counselor: Mapped[Counselor] = relationship(back_populates="participants")
+
+
+class Cohort(Base):
+    """A therapy group: its members get a reminder before each meeting."""
+
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    meeting_days: Mapped[str] = mapped_column(String(7))  # Monday=0 digits, like Participant.nudge_days
+    meeting_time: Mapped[str] = mapped_column(String(5))  # HH:MM in `timezone`
+    timezone: Mapped[str] = mapped_column(String(64))
+    reminder_text: Mapped[str] = mapped_column(Text, default="")
+    reminder_minutes_before: Mapped[int] = mapped_column(Integer, default=60)
+    counselor_id: Mapped[int | None] = mapped_column(ForeignKey("counselors.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CohortReminder(Base):
+    """One reminder per member per meeting: the unique key makes concurrent ticks send it once."""
+
+    __tablename__ = "cohort_reminders"
+    __table_args__ = (UniqueConstraint("participant_id", "cohort_id", "meeting_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    meeting_date: Mapped[date] = mapped_column(Date)  # in the cohort's zone
+    send_at: Mapped[datetime]
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Message(Base):

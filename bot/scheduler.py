@@ -27,7 +27,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import heartbeat, inbound, outbox, privacy
+from . import cohorts, heartbeat, inbound, outbox, privacy
 from .db import Database
 from .nudges import NudgeConfig, plan_due_nudges
 from .sms import SmsSender
@@ -97,6 +97,10 @@ def run_tick(
         summary.planned = plan_due_nudges(db, library, now, NudgeConfig.coerce(config))
     except Exception:  # planning trouble must not stop delivery of alerts already queued
         log.exception("planning nudges failed; delivering the outbox anyway")
+    try:
+        summary.planned += len(cohorts.plan_reminders(db, library, now, program))
+    except Exception:
+        log.exception("planning group reminders failed; delivering the outbox anyway")
     budget = _float(config.get("TICK_DELIVERY_BUDGET_SECONDS"), DEFAULT_DELIVERY_BUDGET_SECONDS)
     _add(summary, outbox.deliver(db, sender, now, budget_seconds=budget, **common))
     try:
