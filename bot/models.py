@@ -115,6 +115,9 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
+    # The evening diary card (one question per text), asked at diary_time local when enabled.
+    diary_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    diary_time: Mapped[str] = mapped_column(String(5), default="20:00", server_default="20:00")
 
     counselor: Mapped[Counselor] = relationship(back_populates="participants")
 
@@ -281,6 +284,34 @@ class SafetyPlan(Base):
     reasons_for_living: Mapped[str] = mapped_column(Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(254))
+
+
+class DiaryEntry(Base):
+    """One answer on a participant's diary card for one local date (a number, or words)."""
+
+    __tablename__ = "diary_entries"
+    __table_args__ = (UniqueConstraint("participant_id", "local_date", "item", name="uq_diary_item_per_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    local_date: Mapped[date] = mapped_column(Date)
+    item: Mapped[str] = mapped_column(String(24))  # a question id from the diary card content
+    value: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Trigger(Base):
+    """A trigger in the participant's own words: from the diary card or `LOG <words>`."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(8), default="log")  # log | diary
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NudgeLog(Base):
