@@ -92,9 +92,13 @@ def second_factor(session: Session, counselor_id: int, code: str, *, address: st
         return SignIn(None, "invalid")
     if locked(session, counselor.email, address, now):
         return SignIn(None, "locked")
-    if not verify_totp(counselor.totp_secret, code, now):
+    step = totp_step(counselor.totp_secret, code, now)
+    # A code works once (RFC 6238, section 5.2): a step at or before the last one used is refused,
+    # so a code seen over someone's shoulder cannot be replayed within its window.
+    if step is None or (counselor.totp_last_step is not None and step <= counselor.totp_last_step):
         _fail(session, counselor.email, address, now)
         return SignIn(None, "totp")
+    counselor.totp_last_step = step
     return SignIn(_signed_in(session, counselor, address, now))
 
 
@@ -118,8 +122,15 @@ def check_password_rules(password: str) -> None:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def change_password(session: Session, counselor: Counselor, current: str, new: str, now: datetime) -> None:
+def change_password(session: Session, counselor: Counselor, current: str, new: str, now: datetime, *,
+                    address: str) -> None:
+    """Replace the password and end every other session. A wrong current password counts like a
+    failed sign-in, so a session left open cannot be used to guess it: commit after an AccountError."""
+    if locked(session, counselor.email, address, now):
+        minutes = int(FAILURE_WINDOW.total_seconds() // 60)
+        raise AccountError(f"too many wrong passwords: try again in {minutes} minutes")
     if not _password_ok(counselor.password_hash, current):
+        _fail(session, counselor.email, address, now)
         raise AccountError("the current password is not right")
     check_password_rules(new)
     counselor.password_hash = _hasher.hash(new)
@@ -145,14 +156,28 @@ def provisioning_uri(secret: str, email: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
 
 
-def verify_totp(secret: str, code: str, now: datetime) -> bool:
-    """A six-digit code for now, or the 30-second step either side (clocks on phones drift)."""
+def totp_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step (30 s) a six-digit code belongs to: now, or one step either side (clocks on
+    phones drift); None when it matches none of them."""
     code = "".join(ch for ch in code if ch.isdigit())
-    return len(code) == 6 and pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1)
+    if len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in (current, current - 1, current + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def verify_totp(secret: str, code: str, now: datetime) -> bool:
+    return totp_step(secret, code, now) is not None
 
 
 def enable_totp(session: Session, counselor: Counselor, secret: str, code: str, now: datetime) -> None:
-    if not verify_totp(secret, code, now):
+    step = totp_step(secret, code, now)
+    if step is None:
         raise AccountError("that code is not right: check the phone's clock and try the newest code")
     counselor.totp_secret = secret
+    counselor.totp_last_step = step
     session.add(AuditLog(actor=counselor.email, action="totp_enable", detail={}, created_at=now))

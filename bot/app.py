@@ -91,6 +91,7 @@ def make_context(app: Flask, now: datetime) -> Context:
         crisis_country=app.config["CRISIS_COUNTRY"],
         risk_context=timedelta(hours=app.config["RISK_CONTEXT_HOURS"]),
         backup_phone=app.config.get("CRISIS_BACKUP_PHONE") or None,
+        public_base_url=app.config.get("PUBLIC_BASE_URL") or None,
     )
 
 

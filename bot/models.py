@@ -74,6 +74,7 @@ class Counselor(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; set once two-factor is confirmed
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)  # the last code used: never again
     # A new value signs out every session made before it (password change, deactivation).
     session_token: Mapped[str | None] = mapped_column(String(64))
 

@@ -53,7 +53,8 @@ def _require_login() -> Any:
     if endpoint is None or endpoint in OPEN_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
-        if request.headers.get("HX-Request") or request.accept_mimetypes.best == "application/json":
+        if (request.headers.get("HX-Request") or request.is_json
+                or request.accept_mimetypes.best == "application/json"):
             return Response("sign in first", 401)
         return login_manager.unauthorized()
     if (current_app.config.get("REQUIRE_2FA") and not current_user.has_totp
@@ -63,17 +64,22 @@ def _require_login() -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, clients, crises, plans  # noqa: F401  (they add their routes to bp)
+    from . import auth, client_record, clients, cohorts, crises, diary, outcomes, plans  # noqa: F401  (add routes)
 
     login_manager.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_require_login)
     app.after_request(_security_headers)
     production = app.config.get("BOT_ENV") == "production"
-    # A signed-in session lasts a working day, then sign in again.
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    # Uploads (CSV import) are refused before they are read past this size.
+    app.config.setdefault("MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+    # A signed-in session lasts a working day, then sign in again. Flask's config already holds its
+    # own defaults (31 days; SameSite None), which setdefault would keep: replace those unless set.
+    if app.config.get("PERMANENT_SESSION_LIFETIME") == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
+        app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     if production:

@@ -26,7 +26,7 @@ def now() -> datetime:
     return moment
 
 
-def visible_participants() -> Select[tuple[Participant]]:
+def visible_participants() -> Select[Participant]:
     query = select(Participant)
     if not current_user.is_admin:
         query = query.where(Participant.counselor_id == current_user.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length, Regexp
 
 from .. import accounts
 from ..enrollment import EnrollmentError, create_counselor
@@ -77,7 +78,9 @@ class PasswordForm(FlaskForm):
 
 
 class CounselorForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    # A plain shape check: wtforms' Email validator needs the email_validator package, not installed.
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), Regexp(
+        r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address such as name@clinic.org.")])
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     phone = StringField("Phone for crisis alerts", validators=[DataRequired()])
     password = PasswordField("First password", validators=[DataRequired(),
@@ -102,8 +105,11 @@ def _client_address() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host): an open redirect is a phishing tool."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    """Only a path on this site (no scheme, no host): an open redirect is a phishing tool. Browsers
+    read a backslash as a slash and drop tabs and line breaks (WHATWG URL Standard), so "/\\evil.com"
+    and "/<tab>/evil.com" lead off-site too: neither, nor any other control character, is allowed."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target) and not urlsplit(target).netloc):
         return target
     return url_for("dashboard.clients")
 
@@ -121,7 +127,7 @@ def login() -> Any:
     if form.validate_on_submit():
         result = db().run(lambda s: _sign_in(s, form.email.data or "", form.password.data or ""))
         if result.error == "totp":
-            session["pending_2fa"] = result.counselor_id
+            session["pending_2fa"] = [result.counselor_id, now().timestamp()]
             return redirect(url_for("dashboard.login_totp", next=request.args.get("next")))
         if result.user is not None:
             session.permanent = True  # PERMANENT_SESSION_LIFETIME bounds it
@@ -147,11 +153,27 @@ def _sign_in(s: Any, email: str, password: str) -> _Outcome:
     return _Outcome(User.of(result.counselor))
 
 
+# The code must follow the right password within this time; after it, sign-in starts again.
+PENDING_2FA_WINDOW = timedelta(minutes=5)
+
+
+def _pending_2fa() -> int | None:
+    """The counselor whose password was right a moment ago in this browser, if any."""
+    pending = session.get("pending_2fa")
+    if (isinstance(pending, list) and len(pending) == 2 and isinstance(pending[0], int)
+            and isinstance(pending[1], int | float)
+            and 0 <= now().timestamp() - pending[1] <= PENDING_2FA_WINDOW.total_seconds()):
+        return pending[0]
+    if session.pop("pending_2fa", None) is not None:
+        flash("That took too long: sign in again.", "info")
+    return None
+
+
 @bp.route("/login/2fa", methods=["GET", "POST"])
 def login_totp() -> Any:
-    pending = session.get("pending_2fa")
-    if not isinstance(pending, int):
-        return redirect(url_for("dashboard.login"))
+    pending = _pending_2fa()
+    if pending is None:
+        return redirect(url_for("dashboard.login", next=request.args.get("next")))
     form = CodeForm()
     if form.validate_on_submit():
         def check(s: Any) -> _Outcome:
@@ -184,15 +206,18 @@ def logout() -> BaseResponse:
 def password() -> Any:
     form = PasswordForm()
     if form.validate_on_submit():
-        def change(s: Any) -> User:
+        def change(s: Any) -> User | str:
             counselor = s.get(Counselor, current_user.id)
-            accounts.change_password(s, counselor, form.current.data or "", form.new.data or "", now())
+            try:
+                accounts.change_password(s, counselor, form.current.data or "", form.new.data or "", now(),
+                                         address=_client_address())
+            except accounts.AccountError as exc:
+                return str(exc)  # and commit: a wrong current password is counted
             return User.of(counselor)
 
-        try:
-            user = db().run(change)
-        except accounts.AccountError as exc:
-            form.current.errors = [str(exc)]
+        user = db().run(change)
+        if isinstance(user, str):
+            form.current.errors = [user]
         else:
             login_user(user)  # this session goes on with the new token; every other one ends
             flash("Password changed. Other signed-in sessions have ended.", "success")

@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("is_admin", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()))
         batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("session_token", sa.String(length=64), nullable=True))
     with op.batch_alter_table("safety_plans") as batch:
         batch.add_column(sa.Column("reasons_for_living", sa.Text(), nullable=False, server_default=""))
@@ -48,6 +49,7 @@ def downgrade() -> None:
         batch.drop_column("reasons_for_living")
     with op.batch_alter_table("counselors") as batch:
         batch.drop_column("session_token")
+        batch.drop_column("totp_last_step")
         batch.drop_column("totp_secret")
         batch.drop_column("active")
         batch.drop_column("is_admin")
