@@ -16,12 +16,19 @@ from . import outbox
 from .conversation import allowed_time, parse_time
 from .models import INVITED, AuditLog, Counselor, Participant
 from .sms import mask_phone
+from .vocabulary import FLAGS
 
 _hasher = PasswordHasher()
 
 
 class EnrollmentError(ValueError):
-    """Input an operator must correct; the message says what and how."""
+    """Input an operator must correct; the message says what and how, and `field` which input
+    (an `EnrollmentRequest` field name, e.g. "phone") when it is about one, so a form can show the
+    message next to it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def normalise_phone(raw: str, region: str = "US") -> str:
@@ -29,9 +36,9 @@ def normalise_phone(raw: str, region: str = "US") -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        raise EnrollmentError(f"{raw!r} is not a phone number ({exc})") from None
+        raise EnrollmentError(f"{raw!r} is not a phone number ({exc})", "phone") from None
     if not phonenumbers.is_valid_number(number):
-        raise EnrollmentError(f"{raw!r} is not a valid phone number for region {region}")
+        raise EnrollmentError(f"{raw!r} is not a valid phone number for region {region}", "phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -52,11 +59,12 @@ def parse_days(text: str) -> str:
         try:
             first, last = (_DAY_NAMES.index(e[:3]) for e in (ends[0], ends[-1]))
         except ValueError:
-            raise EnrollmentError(f"{text!r} is not a list of days (e.g. mon-fri or mon,wed,fri)") from None
+            raise EnrollmentError(f"{text!r} is not a list of days (e.g. mon-fri or mon,wed,fri)",
+                                  "nudge_days") from None
         span = range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)]
         days.update(span)
     if not days:
-        raise EnrollmentError("at least one nudge day is needed")
+        raise EnrollmentError("at least one nudge day is needed", "nudge_days")
     return "".join(str(d) for d in sorted(days))
 
 
@@ -64,8 +72,16 @@ def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise EnrollmentError(f"{name!r} is not an IANA time zone (e.g. America/New_York)") from None
+        raise EnrollmentError(f"{name!r} is not an IANA time zone (e.g. America/New_York)", "timezone") from None
     return name
+
+
+def check_time(text: str, field: str) -> str:
+    """"HH:MM" from "09:30" or "7pm"; EnrollmentError about `field` otherwise."""
+    hhmm = parse_time(text)
+    if hhmm is None:
+        raise EnrollmentError("times must look like 09:30 or 7pm", field)
+    return hhmm
 
 
 def hash_password(password: str) -> str:
@@ -111,15 +127,17 @@ def enroll(session: Session, library: Any, request: EnrollmentRequest, *, now: d
     phone = normalise_phone(request.phone, region)
     counselor = session.scalar(select(Counselor).where(Counselor.email == request.counselor_email.strip().lower()))
     if counselor is None:
-        raise EnrollmentError(f"no counselor with email {request.counselor_email}; create one first")
+        raise EnrollmentError(f"no counselor with email {request.counselor_email}; create one first", "counselor")
     if session.scalar(select(Participant).where(Participant.phone == phone)):
-        raise EnrollmentError(f"{mask_phone(phone)} is already enrolled")
-    nudge_time = parse_time(request.nudge_time)
-    quiet_start, quiet_end = parse_time(request.quiet_start), parse_time(request.quiet_end)
-    if nudge_time is None or quiet_start is None or quiet_end is None:
-        raise EnrollmentError("times must look like 09:30 or 7pm")
+        raise EnrollmentError(f"{mask_phone(phone)} is already enrolled", "phone")
+    nudge_time = check_time(request.nudge_time, "nudge_time")
+    quiet_start, quiet_end = check_time(request.quiet_start, "quiet_start"), check_time(request.quiet_end, "quiet_end")
     if not allowed_time(nudge_time, quiet_start, quiet_end):
-        raise EnrollmentError(f"nudge time {nudge_time} is outside the allowed window {quiet_start}-{quiet_end}")
+        raise EnrollmentError(f"nudge time {nudge_time} is outside the allowed window {quiet_start}-{quiet_end}",
+                              "nudge_time")
+    unknown = sorted(set(request.flags) - set(FLAGS))
+    if unknown:
+        raise EnrollmentError(f"unknown flag(s) {', '.join(unknown)}; known: {', '.join(FLAGS)}", "flags")
     participant = Participant(
         phone=phone, name=(request.name or "").strip() or None, counselor_id=counselor.id, status=INVITED,
         timezone=check_zone(request.timezone), nudge_time=nudge_time, quiet_start=quiet_start,
