@@ -172,14 +172,21 @@ def crisis_list(show_all: bool) -> None:
 @crisis_group.command("ack")
 @click.argument("event_id", type=int)
 @click.option("--by", "by_email", required=True, help="The acknowledging counselor's email.")
-def crisis_ack(event_id: int, by_email: str) -> None:
+@click.option("--outcome", type=click.Choice(crises.OUTCOMES), default=None, help="What happened.")
+@click.option("--note", default=None, help=f"What was done (at most {crises.NOTE_MAX} characters).")
+def crisis_ack(event_id: int, by_email: str, outcome: str | None, note: str | None) -> None:
+    """Acknowledge EVENT_ID as the counselor --by (their own clients' events; an admin: any)."""
     services = _services()
     now = services["clock"]()
     try:
-        event = services["db"].run(lambda s: crises.acknowledge(s, event_id, by_email, now))
+        ack = services["db"].run(lambda s: crises.acknowledge(s, event_id, by_email, now, outcome=outcome, note=note,
+                                                              channel="cli"))
     except crises.CrisisError as exc:
         _fail(str(exc))
-    click.echo(f"crisis event #{event.id} acknowledged by {event.acknowledged_by}")
+    if not ack.new:
+        click.echo(f"crisis event #{ack.event.id} was already acknowledged by {ack.event.acknowledged_by}; unchanged")
+        return
+    click.echo(f"crisis event #{ack.event.id} acknowledged by {ack.event.acknowledged_by}")
 
 
 @click.command("classify")
@@ -313,6 +320,7 @@ plan_group = AppGroup("plan", help="Participants' safety plans (until the dashbo
 @click.option("--contacts", default=None, help="People to ask for help, with numbers.")
 @click.option("--professionals", default=None)
 @click.option("--safe-environment", default=None)
+@click.option("--reasons-for-living", default=None, help="What they live for, in their words.")
 def plan_set(phone: str, by_email: str, **fields: str | None) -> None:
     services = _services()
     try:

@@ -2,7 +2,9 @@
 
 Order for every inbound text: crisis -> compliance words -> commands -> matching -> exercise
 flow. The caller holds the participant row locked for the whole transaction, so two quick
-texts from one person are handled one after the other.
+texts from one person are handled one after the other. The one exception is a registered
+counselor's "ACK <id> [note]" (`acknowledge_by_text`): a counselor's command about an event, not
+a participant's text, so it is never screened for risk.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rapidfuzz.distance import OSA
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from . import outbox, risk
+from . import crises, diary, outbox, risk
 from .db import Record, Records
 from .matching import Matcher, SkillHistory, StateMatch
 from .models import (
@@ -41,7 +43,8 @@ from .models import (
     Participant,
     SafetyPlan,
 )
-from .nudges import in_window, parse_hhmm
+from .nudges import in_window, parse_hhmm, participant_label
+from .segments import segments
 from .sms import mask_phone
 from .text import normalise
 from .vocabulary import HELP_WORDS as _HELP
@@ -72,8 +75,10 @@ _REVOCATION = re.compile(
     r"|^(i )?(dont|do not) want (any more |anymore |these |your )?(texts|messages)( any ?more)?( please)?$"
 )
 
-COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "time", "skip", "slip")
-_FUZZY_COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "skip")
+COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "time", "skip", "slip", "diary", "log")
+_FUZZY_COMMANDS = ("menu", "more", "next", "done", "pause", "resume", "plan", "skip", "diary")
+# Commands followed by words: PAUSE 3 days, TIME 7pm, DIARY OFF, LOG argument with my sister.
+_COMMANDS_WITH_WORDS = frozenset({"pause", "time", "diary", "log"})
 # Short commands typed in a hurry: a swapped pair or one dropped letter ("mnu", "hlep", "nxt").
 # Substitutions are not accepted at this length: "none", "gone" and "sore" are words.
 _SHORT_TYPO_TARGETS = ("menu", "more", "next", "done", "plan", "skip", "help")
@@ -134,6 +139,8 @@ class Context:
     crisis_country: str = "US"  # resources for numbers whose own country has no resources file
     risk_context: timedelta = timedelta(hours=24)
     backup_phone: str | None = None  # gets every crisis alert, and those about unknown numbers
+    public_base_url: str | None = None  # alerts link to the event's dashboard page when set
+    message_id: int | None = None  # the stored inbound text being handled: the events it opens point to it
 
     def resources(self, phone: str) -> Any:
         """Crisis resources for the country of `phone` (bot.skills.CrisisResources)."""
@@ -185,6 +192,8 @@ class ParticipantRecord(Record):
     conv_state: str
     conv_data: dict[str, Any]
     last_inbound_at: datetime | None
+    diary_enabled: bool
+    diary_time: str
 
 
 @dataclass(eq=False, slots=True)
@@ -386,6 +395,7 @@ def _handle_crisis(
         phone=sms.phone,
         level=level,
         categories=",".join(category_list),
+        message_id=ctx.message_id,
         created_at=ctx.now,
     )
     session.add(event)
@@ -413,7 +423,8 @@ def _handle_crisis(
         replies.append(_msg(ctx, "crisis_violence", violence=resources.violence))
     told = "alert_told_nothing" if silent else told
 
-    alert_values = {"tier": _msg(ctx, f"alert_reason_{reason}"), "told": _msg(ctx, told), "event_id": event.id}
+    alert_values = {"tier": _msg(ctx, f"alert_reason_{reason}"), "told": _msg(ctx, told), "event_id": event.id,
+                    "link": crises.event_link(ctx.library, ctx.public_base_url, event.id)}
     recipients: list[tuple[str, int | None]] = []
     if participant is not None:
         participant.last_inbound_at = ctx.now
@@ -445,7 +456,103 @@ def _handle_crisis(
 
 
 def _has_plan(session: Session, participant_id: int) -> bool:
-    return session.scalar(select(SafetyPlan.id).where(SafetyPlan.participant_id == participant_id)) is not None
+    plan = session.scalar(select(SafetyPlan).where(SafetyPlan.participant_id == participant_id))
+    return plan is not None and any(_plan_section(plan, column) for column, _ in PLAN_SECTIONS)
+
+
+# --- the safety plan as texts --------------------------------------------------------------------
+
+# The sections of the Stanley-Brown Safety Planning Intervention in the order of its form (Stanley
+# & Brown 2012, Cognitive and Behavioral Practice 19:256-264): SafetyPlan column, messages.yaml key.
+PLAN_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("warning_signs", "plan_warning_signs"),
+    ("coping_strategies", "plan_coping_strategies"),
+    ("distractions", "plan_distractions"),
+    ("contacts", "plan_contacts"),
+    ("professionals", "plan_professionals"),
+    ("safe_environment", "plan_safe_environment"),
+    ("reasons_for_living", "plan_reasons_for_living"),
+)
+# Every text of the plan fits in this many SMS segments: the limit `skills check` holds every
+# message in messages.yaml to (bot.skills.MAX_SEPTETS), in GSM-7 or, for other characters, UCS-2.
+PLAN_PART_SEGMENTS = 2
+# Typographic characters a keyboard or word processor puts in, made plain: one of them would turn
+# the whole text into UCS-2 (70 characters a segment instead of 160; bot.segments).
+_PLAIN_SMS = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
+    "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2013": "-", "\u2014": "-", "\u2212": "-",
+    "\u2026": "...", "\u00a0": " ", "\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "", "\t": " ",
+})
+_WORD_AND_SPACE = re.compile(r"\S+\s*")
+
+
+def _plan_section(plan: SafetyPlan, column: str) -> str:
+    value: str | None = getattr(plan, column)
+    return (value or "").replace("\r\n", "\n").replace("\r", "\n").translate(_PLAIN_SMS).strip()
+
+
+def plan_texts(library: Library, plan: SafetyPlan | None) -> list[str]:
+    """The texts a participant gets for PLAN (and the dashboard previews): an intro, then each
+    filled section in the form's order. A section too long for one text is split between words
+    into numbered parts, each at most PLAN_PART_SEGMENTS segments. No plan, or an empty one: []."""
+    if plan is None:
+        return []
+    filled = [(key, text) for column, key in PLAN_SECTIONS if (text := _plan_section(plan, column))]
+    if not filled:
+        return []
+    texts = [library.message("plan_intro")]
+    for key, text in filled:
+        texts.extend(_plan_section_texts(library, key, text))
+    return texts
+
+
+def _plan_section_texts(library: Library, key: str, text: str) -> list[str]:
+    whole = library.message(key, text=text)
+    if segments(whole) <= PLAN_PART_SEGMENTS:
+        return [whole]
+
+    widest = 9  # parts are numbered "(n/total)": leave room for numbers this wide
+
+    def fits(chunk: str) -> bool:
+        return segments(library.message("plan_part", text=chunk, n=widest, total=widest)) <= PLAN_PART_SEGMENTS
+
+    while len(chunks := split_words(whole, fits)) > widest:
+        widest = widest * 10 + 9
+    return [library.message("plan_part", text=chunk, n=n, total=len(chunks)) for n, chunk in enumerate(chunks, 1)]
+
+
+def split_words(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """`text` in order as the fewest greedy parts that each `fits`, broken only at white space.
+    A word too long for a part of its own is the one thing cut: it fills the part it starts in."""
+    parts: list[str] = []
+    current = ""
+    for word in _WORD_AND_SPACE.findall(text.strip()):
+        if fits((current + word).rstrip()):
+            current += word
+        elif fits(word.rstrip()):
+            parts.append(current.rstrip())
+            current = word
+        else:
+            while not fits((current + word).rstrip()):
+                cut = _longest_fitting_prefix(current, word, fits)
+                parts.append((current + word[:cut]).rstrip())
+                current, word = "", word[cut:]
+            current += word
+    if current.strip():
+        parts.append(current.rstrip())
+    return parts
+
+
+def _longest_fitting_prefix(current: str, word: str, fits: Callable[[str], bool]) -> int:
+    """The most characters of `word` that fit after `current` (0 only when `current` is not empty)."""
+    low, high = (0 if current else 1), len(word)  # one character alone always fits a part
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(current + word[:middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 # A weekly mood check-in at or below this (0 = very low, 10 = very good) is met with the direct
@@ -500,7 +607,8 @@ def _alert_followup(
     counselor = _counselor(session, participant)
     alert = _msg(ctx, "counselor_followup_alert", participant=participant.name or "A participant",
                  phone_tail=mask_phone(participant.phone), answer=_msg(ctx, f"followup_answer_{answer}"),
-                 event_id=event.id if event is not None else "-")
+                 event_id=event.id if event is not None else "-",
+                 link=crises.event_link(ctx.library, ctx.public_base_url, event.id) if event is not None else "")
     recipients: list[tuple[str, int | None]] = [(counselor.phone, counselor.id)]
     if ctx.backup_phone and ctx.backup_phone != counselor.phone:
         recipients.append((ctx.backup_phone, None))
@@ -535,7 +643,7 @@ def ask_directly(
     _close_check(session, participant, None, ctx.now)
     event = CrisisEvent(
         kind="check", participant_id=participant.id, phone=participant.phone, level="possible",
-        categories=categories, created_at=ctx.now,
+        categories=categories, message_id=ctx.message_id, created_at=ctx.now,
     )
     session.add(event)
     session.flush()
@@ -611,6 +719,59 @@ def _interrupt_exercise(session: Session, participant: ParticipantRecord, now: d
             EXERCISES.save(connection, running)
     participant.conv_state = "idle"
     participant.conv_data = {}
+
+
+# --- counselors' texts ---------------------------------------------------------------------------
+
+
+def counselors_at(session: Session, phone: str) -> list[Counselor]:
+    """The active counselors whose alert phone is `phone` (an on-call phone may be shared)."""
+    return list(session.scalars(
+        select(Counselor).where(Counselor.phone == phone, Counselor.active.is_(True)).order_by(Counselor.id)))
+
+
+def acknowledge_by_text(
+    session: Session, ctx: Context, counselors: list[Counselor], command: crises.AckCommand
+) -> Outcome:
+    """A counselor's "ACK <id> [note]" from their alert phone: acknowledge the event with the note.
+
+    Their own clients' events only (an admin: any). An id that does not exist and one that is not
+    theirs get the same answer, so ids cannot be probed; an event acknowledged before is left as
+    it was, and the answer says by whom. The note is stored on the event and never logged.
+    """
+    out = Outcome()
+    for counselor in _owner_first(session, counselors, command.event_id):
+        try:
+            ack = crises.acknowledge(session, command.event_id, counselor.email, ctx.now, outcome=crises.SMS_OUTCOME,
+                                     note=command.note, channel="sms")
+        except crises.CrisisError:
+            continue
+        log.info("crisis event %s: ACK text from %s (%s)", command.event_id, mask_phone(counselor.phone),
+                 "acknowledged" if ack.new else "already acknowledged")
+        participant = participant_label(ctx.library, ack.participant.name if ack.participant else None)
+        if not ack.new:
+            by = session.scalar(select(Counselor.name).where(Counselor.email == ack.event.acknowledged_by))
+            out.replies.append(_msg(ctx, "counselor_ack_already", event_id=command.event_id,
+                                    by=by or ack.event.acknowledged_by or "-"))
+        elif ack.hold_lifted:
+            out.replies.append(_msg(ctx, "counselor_ack_resumed", event_id=command.event_id, participant=participant))
+        elif ack.still_held:
+            out.replies.append(_msg(ctx, "counselor_ack_held", event_id=command.event_id, participant=participant))
+        else:
+            out.replies.append(_msg(ctx, "counselor_ack_done", event_id=command.event_id))
+        return out
+    log.info("ACK text from %s refused", mask_phone(counselors[0].phone if counselors else None))
+    out.replies.append(_msg(ctx, "counselor_ack_refused", event_id=command.shown))
+    return out
+
+
+def _owner_first(session: Session, counselors: list[Counselor], event_id: int) -> list[Counselor]:
+    """Who acts when several counselors share the phone: the client's own counselor, then admins."""
+    owner = session.scalar(
+        select(Participant.counselor_id).join(CrisisEvent, CrisisEvent.participant_id == Participant.id)
+        .where(CrisisEvent.id == event_id)
+    ) if 0 < event_id <= crises.MAX_EVENT_ID else None
+    return sorted(counselors, key=lambda c: (c.id != owner, not c.is_admin, c.id))
 
 
 # --- compliance -----------------------------------------------------------------------------------
@@ -703,7 +864,7 @@ def _parse_command(body: str) -> tuple[str, str] | None:
     if _ABOUT.match(text):
         return "about", ""
     first, _, rest = text.partition(" ")
-    if first in COMMANDS and (not rest or first in {"pause", "time"}):
+    if first in COMMANDS and (not rest or first in _COMMANDS_WITH_WORDS):
         return first, rest
     if not rest and 3 <= len(first) <= 4:
         short = _short_typo(first)
@@ -747,6 +908,7 @@ class _Dialogue:
         # Which variant of each varied message this participant got last (kept across states).
         warm = self.data.get("warm")
         self.warm: dict[str, int] = dict(warm) if isinstance(warm, dict) else {}
+        self.body = ""  # the text being answered, as typed
 
     def say(self, key: str, **values: Any) -> None:
         # Every reply may name the crisis lines (a dead end always carries a way out).
@@ -769,6 +931,7 @@ class _Dialogue:
     def respond(self, body: str, reading: Reading) -> None:
         """Answer `body` and write the exercise sessions it changed."""
         self._match_result = reading.match
+        self.body = body
         self._route(body, reading.command, reading.rating)
         if self.warm and (self.p.conv_data or {}).get("warm") != self.warm:
             self.p.conv_data = {**(self.p.conv_data or {}), "warm": self.warm}
@@ -784,6 +947,7 @@ class _Dialogue:
             "menu": self._in_menu,
             "checkin": self._in_checkin,
             "nudge": self._in_nudge,
+            diary.STATE: self._in_diary,
         }
         handler = handlers.get(state)
         if handler is not None and handler(body, command, rating):
@@ -816,6 +980,10 @@ class _Dialogue:
             _record_lapse(self.session, self.p, self.ctx.now, "reported with SLIP")
             self.say("slip_ack")
             self.offer("lapse", validate=False)
+        elif name == "diary":
+            self._diary(arg)
+        elif name == "log":
+            self._log(arg)
 
     # -- states
     def _in_pre_rating(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
@@ -1121,21 +1289,11 @@ class _Dialogue:
 
     def _plan(self) -> None:
         plan = self.session.scalar(select(SafetyPlan).where(SafetyPlan.participant_id == self.p.id))
-        sections = [
-            ("plan_warning_signs", plan.warning_signs if plan else ""),
-            ("plan_coping_strategies", plan.coping_strategies if plan else ""),
-            ("plan_distractions", plan.distractions if plan else ""),
-            ("plan_contacts", plan.contacts if plan else ""),
-            ("plan_professionals", plan.professionals if plan else ""),
-            ("plan_safe_environment", plan.safe_environment if plan else ""),
-        ]
-        filled = [(key, text.strip()) for key, text in sections if text and text.strip()]
-        if not filled:
+        texts = plan_texts(self.ctx.library, plan)
+        if not texts:
             self.say("plan_none")
             return
-        self.say("plan_intro")
-        for key, text in filled:
-            self.say(key, text=text)
+        self.out.replies.extend(texts)
 
     def _mark_nudge_replied(self) -> None:
         nudge = self.session.scalar(
@@ -1146,6 +1304,52 @@ class _Dialogue:
         )
         if nudge is not None and nudge.replied_at is None:
             nudge.replied_at = self.ctx.now
+
+    # -- the evening diary card (bot.diary) and LOG
+    def _in_diary(self, body: str, command: tuple[str, str] | None, rating: int | None) -> bool:
+        turn = diary.take_answer(
+            self.session, self.ctx.library, self.p.id, self.data, body, command[0] if command else None,
+            lambda: self._classify(body).state != "none", self.ctx.now, program=self.ctx.program_name,
+            diary_time=self.p.diary_time)
+        self.set_state(turn.state, **turn.data)
+        self.out.replies.extend(turn.replies)
+        if turn.safety_check:  # a high self-harm urge: the direct question, as after a low check-in
+            ask_directly(self.session, self.ctx, self.p, diary.SAFETY_CATEGORY, diary.SAFETY_OFFER_STATE,
+                         "diary_safety_question", self.out)
+        return turn.handled
+
+    def _diary(self, arg: str) -> None:
+        """DIARY (on), DIARY OFF, DIARY <time> (on, at that time)."""
+        word = arg.strip()
+        if word in diary.OFF_WORDS:
+            self.p.diary_enabled = False
+            self.say("diary_off")
+            return
+        wanted = self.p.diary_time if word in diary.ON_WORDS else parse_time(word)
+        if wanted is None:
+            self.say("diary_help")
+            return
+        if not allowed_time(wanted, self.p.quiet_start, self.p.quiet_end):  # it would never be sent
+            self.say("diary_time_outside_window", start=_display_time(self.p.quiet_start),
+                     end=_display_time(self.p.quiet_end))
+            return
+        if word not in diary.ON_WORDS:
+            self.p.diary_time = wanted
+        elif self.p.diary_enabled:
+            self.say("diary_already_on", time=_display_time(self.p.diary_time))
+            return
+        self.p.diary_enabled = True
+        self.say("diary_on", time=_display_time(self.p.diary_time),
+                 total=len(diary.card_of(self.ctx.library).questions))
+
+    def _log(self, arg: str) -> None:
+        """LOG <words>: a trigger in their own words, for the counselor's notes (no alert)."""
+        words = diary.log_words(self.body, fallback=arg)
+        if not words:
+            self.say("log_help")
+            return
+        diary.add_trigger(self.session, self.p.id, words, diary.SOURCE_LOG, self.ctx.now)
+        self.say("log_saved")
 
 
 def _sounds_distressed(match: StateMatch) -> bool:

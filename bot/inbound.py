@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +15,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from . import conversation, outbox, risk
+from . import conversation, crises, outbox, risk
 from .conversation import Context, InboundSms
 from .db import Database
-from .models import Message
+from .models import Counselor, Message
 from .sms import mask_phone
 from .spool import InboundEntry, Spool
 
@@ -44,19 +44,28 @@ def receive(db: Database, make_context: Callable[[datetime], Context], sms: Inbo
 
     ctx = make_context(now)
     reading = conversation.read(sms, ctx.matcher)  # outside the transaction: it needs no database
+    ack = crises.parse_ack(sms.body)
 
     def work(session: Session) -> Received:
         connection = session.connection()
+        # A registered counselor's "ACK <id> [note]" is a command about an event, not a
+        # participant's text: it skips the crisis screen that every participant text goes through
+        # first. On a number that is both (demo set-ups), only a text that matches ACK is a command.
+        counselors = conversation.counselors_at(session, sms.phone) if ack is not None else []
+        if ack is not None and counselors:
+            return _counselor_ack(session, ctx, sms, counselors, ack, now)
         # Locked for the whole transaction: two quick texts from one person run one after the
         # other (FOR UPDATE on PostgreSQL; on SQLite the writer lock is already held).
         participant = conversation.PARTICIPANTS.load(connection, sms.phone, for_update=db.is_postgres)
         participant_id = participant.id if participant else None
         # A redelivered MessageSid violates the unique key when this transaction commits, and
         # everything it did is rolled back; the first delivery's reply stands.
-        connection.execute(_INSERT_MESSAGE, {
+        stored = connection.execute(_INSERT_MESSAGE, {
             "participant_id": participant_id, "direction": "in", "phone": sms.phone, "body": sms.body,
             "kind": "inbound", "twilio_sid": sms.sid, "status": "received", "created_at": now})
-        outcome = conversation.handle(session, ctx, participant, sms, reading)
+        # The events this text opens point to it (the dashboard shows the counselor what was said).
+        text_ctx = replace(ctx, message_id=_stored_id(stored))
+        outcome = conversation.handle(session, text_ctx, participant, sms, reading)
         if outcome.replies:
             connection.execute(_INSERT_MESSAGE, [
                 {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,
@@ -85,6 +94,34 @@ def _clean(value: str) -> str:
 
 # Built once: constructing a statement costs more than executing its cached compiled form.
 _INSERT_MESSAGE = insert(Message.__table__)
+
+
+def _stored_id(result: Any) -> int | None:
+    """The id of the message row one `_INSERT_MESSAGE` execution stored."""
+    key = result.inserted_primary_key
+    return int(key[0]) if key and key[0] is not None else None
+
+
+def _counselor_ack(
+    session: Session, ctx: Context, sms: InboundSms, counselors: list[Counselor], ack: crises.AckCommand, now: datetime,
+    *, sent: list[str] | None = None,
+) -> Received:
+    """Record a counselor's ACK text (under no participant) and acknowledge the event. Its
+    MessageSid is recorded in the same transaction, so a redelivery acknowledges nothing twice
+    and is not answered again. A replayed text gives `sent`, the replies it already had."""
+    connection = session.connection()
+    connection.execute(_INSERT_MESSAGE, {
+        "participant_id": None, "direction": "in", "phone": sms.phone, "body": sms.body,
+        "kind": "counselor_ack", "twilio_sid": sms.sid, "status": "received", "created_at": now})
+    outcome = conversation.acknowledge_by_text(session, ctx, counselors, ack)
+    replies = outcome.replies if sent is None else sent
+    if replies:
+        connection.execute(_INSERT_MESSAGE, [
+            {"participant_id": None, "direction": "out", "phone": sms.phone, "body": text,
+             "kind": "counselor_reply", "status": "replied", "created_at": now}
+            for text in replies
+        ])
+    return Received(replies=replies)
 
 
 def fallback_replies(ctx: Context, sms: InboundSms) -> list[str]:
@@ -132,16 +169,22 @@ def replay(db: Database, make_context: Callable[[datetime], Context], store: Spo
                          num_media=entry.num_media)
         ctx = make_context(entry.received)
         reading = conversation.read(sms, ctx.matcher)
+        ack = crises.parse_ack(sms.body)
 
         def work(session: Session, sms: InboundSms = sms, ctx: Context = ctx, reading: conversation.Reading = reading,
-                 replies: list[str] = entry.replies) -> list[int]:
+                 replies: list[str] = entry.replies, ack: crises.AckCommand | None = ack) -> list[int]:
             connection = session.connection()
+            counselors = conversation.counselors_at(session, sms.phone) if ack is not None else []
+            if ack is not None and counselors:  # a counselor's ACK (see `receive`): done now, unanswered
+                _counselor_ack(session, ctx, sms, counselors, ack, ctx.now, sent=replies)
+                return []
             participant = conversation.PARTICIPANTS.load(connection, sms.phone, for_update=db.is_postgres)
             participant_id = participant.id if participant else None
-            connection.execute(_INSERT_MESSAGE, {
+            stored = connection.execute(_INSERT_MESSAGE, {
                 "participant_id": participant_id, "direction": "in", "phone": sms.phone, "body": sms.body,
                 "kind": "inbound", "twilio_sid": sms.sid, "status": "received", "created_at": ctx.now})
-            outcome = conversation.replay(session, ctx, participant, sms, reading)
+            text_ctx = replace(ctx, message_id=_stored_id(stored))
+            outcome = conversation.replay(session, text_ctx, participant, sms, reading)
             if replies:
                 connection.execute(_INSERT_MESSAGE, [
                     {"participant_id": participant_id, "direction": "out", "phone": sms.phone, "body": text,

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from . import metrics
+from . import crises, metrics
 from .db import Database, retrying, rowcount
 from .models import (
     ACTIVE,
@@ -167,7 +167,7 @@ class Claimed:
 
 
 def _nudge_verdict(row: Any, now: datetime, late_window: timedelta) -> str:
-    """ "send", "wait" or "cancel" for a nudge row joined with its participant."""
+    """ "send", "wait" or "cancel" for a program text (HELD_KINDS) joined with its participant."""
     paused = (row.paused_until is None and row.nudges_paused) or (
         row.paused_until is not None and row.paused_until > now
     )
@@ -236,7 +236,7 @@ def claim(
         cancel: list[int] = []
         postpone: list[int] = []
         for row in session.execute(stmt):
-            verdict = _nudge_verdict(row, now, late_window) if row.kind == NUDGE_KIND else "send"
+            verdict = _nudge_verdict(row, now, late_window) if row.kind in HELD_KINDS else "send"
             if verdict == "cancel":
                 cancel.append(row.id)
             elif verdict == "wait":
@@ -264,17 +264,23 @@ def claim(
 # Just before sending
 
 
+# Program texts (practice nudges and diary cards, group reminders, group broadcasts) wait while a
+# participant is held after a crisis, paused or no longer active; replies, alerts and crisis
+# texts never do.
+HELD_KINDS = frozenset({NUDGE_KIND, "cohort_reminder", "cohort_broadcast"})
+
 _SENDABLE = (
     select(Outbox.status, Outbox.lease_owner, Participant.status.label("participant_status"),
-           Participant.invalid_number, Participant.crisis_hold)
+           Participant.invalid_number, Participant.crisis_hold, Participant.nudges_paused,
+           Participant.paused_until)
     .outerjoin(Participant, Participant.id == Outbox.participant_id)
     .where(Outbox.id == bindparam("row_id"))
 )
 
 
-def still_sendable(db: Database, row: Claimed, owner: str) -> bool:
+def still_sendable(db: Database, row: Claimed, owner: str, now: datetime | None = None) -> bool:
     """Re-check a claimed row right before its send: still pending, still ours, and its
-    participant has not opted out since the claim (or, for a nudge, been held).
+    participant has not opted out since the claim (or, for a program text, been held or paused).
 
     The claim may be most of a minute old when a send starts; a STOP that arrived meanwhile
     cancelled the row, and nothing may go out after it.
@@ -285,7 +291,12 @@ def still_sendable(db: Database, row: Claimed, owner: str) -> bool:
         return False
     if current.participant_status == OPTED_OUT or current.invalid_number:
         return False
-    return not (row.kind == NUDGE_KIND and (current.crisis_hold or current.participant_status != ACTIVE))
+    if row.kind not in HELD_KINDS:
+        return True
+    # As for planning: a `paused_until` in the past has ended the pause.
+    paused = (current.paused_until is None and current.nudges_paused) or (
+        current.paused_until is not None and now is not None and current.paused_until > now)
+    return not (current.crisis_hold or current.participant_status != ACTIVE or paused)
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,7 +644,7 @@ def deliver(
         limiter.acquire()
         if monotonic() - claimed_at > LEASE_SAFE.total_seconds():
             return None
-        if row.participant_id is not None and not still_sendable(db, row, owner):
+        if row.participant_id is not None and not still_sendable(db, row, owner, clock()):
             return None  # cancelled since the claim (an opt-out, a crisis hold): it must not go out
         try:
             result = sender.send(row.to_phone, row.body, status_callback=status_callback)
@@ -715,10 +726,12 @@ def realert_crises(
     every: timedelta,
     backup_phone: str | None = None,
     program_name: str = "IOP Coping Skills",
+    public_base_url: str | None = None,
 ) -> list[int]:
     """Enqueue a repeat alert for each crisis event unacknowledged for `every` since its last alert.
 
-    The alert goes to the participant's counselor and to `backup_phone` when set. Dedupe keys
+    An acknowledged event gets no more. The alert goes to the participant's counselor and to
+    `backup_phone` when set, with a link to the event's page under `public_base_url`. Dedupe keys
     (event, alert number, recipient) make concurrent ticks enqueue each repeat once. Returns the
     new outbox ids (deliver them at once: they must not wait behind a backlog of nudges).
     """
@@ -740,6 +753,7 @@ def realert_crises(
                 event_id=event.id,
                 minutes=max(1, int((now - event.created_at).total_seconds() // 60)),
                 count=count,
+                link=crises.event_link(library, public_base_url, event.id),
             )
             recipients: list[tuple[str, str, int | None]] = []
             if participant is not None:
@@ -772,9 +786,11 @@ CHECK_ALERT_KIND = "check_alert"
 
 
 def alert_unanswered_checks(
-    db: Database, library: Any, now: datetime, *, timeout: timedelta, program_name: str = "IOP Coping Skills"
+    db: Database, library: Any, now: datetime, *, timeout: timedelta, program_name: str = "IOP Coping Skills",
+    public_base_url: str | None = None,
 ) -> list[int]:
-    """Tell the counselor, once, about each direct risk question unanswered for `timeout`.
+    """Tell the counselor, once, about each direct risk question unanswered for `timeout` (and
+    not acknowledged by then).
 
     Lower urgency than a crisis alert: one message, no repeats, nudges not held. A dedupe key per
     event makes concurrent ticks enqueue it once. Returns the new outbox ids.
@@ -785,7 +801,8 @@ def alert_unanswered_checks(
     def work(session: Session) -> list[int]:
         new_ids: list[int] = []
         for event in _claim_events(db, session, CrisisEvent.kind == "check", CrisisEvent.answer.is_(None),
-                                   CrisisEvent.alerts_sent == 0, CrisisEvent.created_at <= now - timeout):
+                                   CrisisEvent.acknowledged_at.is_(None), CrisisEvent.alerts_sent == 0,
+                                   CrisisEvent.created_at <= now - timeout):
             participant = session.get(Participant, event.participant_id) if event.participant_id else None
             counselor = session.get(Counselor, participant.counselor_id) if participant is not None else None
             event.alerts_sent = 1
@@ -797,6 +814,7 @@ def alert_unanswered_checks(
                 participant=participant_label(library, participant.name if participant else None),
                 phone_tail=mask_phone(event.phone), event_id=event.id,
                 minutes=max(1, int((now - event.created_at).total_seconds() // 60)),
+                link=crises.event_link(library, public_base_url, event.id),
             )
             new_id = enqueue_once(session, to=counselor.phone, body=body, kind=CHECK_ALERT_KIND, now=now,
                                   counselor_id=counselor.id, dedupe_key=f"check:{event.id}")

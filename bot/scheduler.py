@@ -27,7 +27,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import cohorts, heartbeat, inbound, outbox, privacy
+from . import cohorts, diary, heartbeat, inbound, outbox, privacy
 from .db import Database
 from .nudges import NudgeConfig, plan_due_nudges
 from .sms import SmsSender
@@ -86,10 +86,11 @@ def run_tick(
         every=timedelta(minutes=int(config.get("CRISIS_REALERT_MINUTES") or 0)),
         backup_phone=config.get("CRISIS_BACKUP_PHONE") or None,
         program_name=program,
+        public_base_url=config.get("PUBLIC_BASE_URL") or None,
     )
     realerts += outbox.alert_unanswered_checks(
         db, library, now, timeout=timedelta(minutes=int(config.get("CHECK_TIMEOUT_MINUTES") or 0)),
-        program_name=program,
+        program_name=program, public_base_url=config.get("PUBLIC_BASE_URL") or None,
     )
     if realerts:
         _add(summary, outbox.deliver(db, sender, now, ids=realerts, **common))
@@ -101,6 +102,10 @@ def run_tick(
         summary.planned += len(cohorts.plan_reminders(db, library, now, program))
     except Exception:
         log.exception("planning group reminders failed; delivering the outbox anyway")
+    try:
+        summary.planned += diary.plan_due_cards(db, library, now, NudgeConfig.coerce(config))
+    except Exception:
+        log.exception("planning diary cards failed; delivering the outbox anyway")
     budget = _float(config.get("TICK_DELIVERY_BUDGET_SECONDS"), DEFAULT_DELIVERY_BUDGET_SECONDS)
     _add(summary, outbox.deliver(db, sender, now, budget_seconds=budget, **common))
     try:

@@ -280,6 +280,7 @@ def test_crisis_realerts_every_interval_to_counselor_and_backup_until_acknowledg
         event_id=event_id,
         minutes=15,
         count=2,
+        link="",
     )
 
     def acknowledge(session: Any) -> None:
