@@ -156,6 +156,48 @@ REQUIRED_MESSAGE_KEYS: frozenset[str] = frozenset(
         "time_outside_window",
         "time_set",
         "unknown_number",
+        "about_program",
+        "alert_link",
+        "check_no",
+        "check_question",
+        "check_reask",
+        "cohort_broadcast",
+        "cohort_reminder",
+        "counselor_ack_already",
+        "counselor_ack_done",
+        "counselor_ack_held",
+        "counselor_ack_refused",
+        "counselor_ack_resumed",
+        "counselor_backoff_notice",
+        "counselor_check_alert",
+        "counselor_delivery_failed",
+        "counselor_invalid_number",
+        "crisis_realert",
+        "diary_already_on",
+        "diary_help",
+        "diary_move_on",
+        "diary_not_now",
+        "diary_off",
+        "diary_on",
+        "diary_on_by_counselor",
+        "diary_question",
+        "diary_safety_question",
+        "diary_start",
+        "diary_start_discreet",
+        "diary_thanks",
+        "diary_time_outside_window",
+        "log_help",
+        "log_saved",
+        "none_invite",
+        "nudge_checkin",
+        "nudge_checkin_discreet",
+        "nudge_discreet",
+        "nudge_practice",
+        "plan_part",
+        "plan_reasons_for_living",
+        "slip_ack",
+        "step_rating_noted",
+        "unnamed_participant",
     }
 )
 
@@ -414,6 +456,46 @@ class CrisisResources(_Strict):
                 for what, when in checked if today - when > RESOURCES_STALE_AFTER]
 
 
+# The evening diary card (diary_card.yaml; asked by bot.diary, one question per text).
+DIARY_FILE = "diary_card.yaml"
+DiaryKind = Literal["scale", "yes_no", "words"]
+_DIARY_ITEM_RE = re.compile(r"^[a-z][a-z0-9_]{0,23}$")  # DiaryEntry.item is 24 characters
+# The messages bot.diary and the DIARY and LOG commands send.
+DIARY_MESSAGE_KEYS: frozenset[str] = frozenset({
+    "diary_start", "diary_start_discreet", "diary_question", "diary_move_on", "diary_thanks", "diary_not_now",
+    "diary_safety_question", "diary_on", "diary_already_on", "diary_off", "diary_help",
+    "diary_time_outside_window", "diary_on_by_counselor", "log_saved", "log_help",
+})
+
+
+def _check_diary_item(value: str) -> str:
+    if not _DIARY_ITEM_RE.match(value):
+        raise ValueError("must be snake_case (lower-case letters, digits, underscores), at most 24 characters")
+    return value
+
+
+class DiaryQuestion(_Strict):
+    """One question of the diary card: a number on a scale, yes or no, or a few words."""
+
+    id: Annotated[str, AfterValidator(_check_diary_item)]
+    label: Text
+    kind: DiaryKind
+    ask: Text
+    reask: Text
+    low: int | None = Field(default=None, ge=0, le=10)
+    high: int | None = Field(default=None, ge=1, le=10)
+    safety_check_at: int | None = None
+    records_trigger: bool = False
+
+
+class DiaryCard(_Strict):
+    """The diary card's questions, in the order they are asked."""
+
+    questions: list[DiaryQuestion] = Field(min_length=1, max_length=8)
+    reviewed_by: Text | None = None
+    reviewed_on: date | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # The library
 
@@ -425,6 +507,7 @@ class Library:
     skills: dict[str, Skill]
     messages: dict[str, str | list[str]]
     resources: dict[str, CrisisResources]
+    diary: DiaryCard | None = None  # diary_card.yaml (load_library refuses a library without it)
 
     def skill(self, skill_id: str) -> Skill:
         """The skill with this id; KeyError if there is none."""
@@ -542,13 +625,14 @@ def _build(root: Path, today: date | None) -> tuple[Library | None, list[Problem
     _check_denied_sources(root, skills, problems)
     resources = _load_resources(root, problems, today)
     messages = _load_messages(root, problems)
+    diary = _load_diary(root, messages, problems)
     _check_coverage(skills, problems)
     _check_trigger_overlap(skills, problems)
     _check_steps_as_sent(skills, messages, problems)
     problems.extend(check_rules_tables(root))  # rules/: crisis rules, matching lexicon, SMS spellings
     # rules/context.yaml, and models/ no older than training/
     problems.extend(Problem(file, field, message) for file, field, message in risk.check_tables(root))
-    return Library(skills=skills, messages=messages, resources=resources), problems
+    return Library(skills=skills, messages=messages, resources=resources, diary=diary), problems
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -1006,6 +1090,74 @@ def _check_message(field: str, key: str, template: str, report: _Report) -> froz
         allowed = OPT_IN_WORDS
     _check_sms_text(filled, field, report, allowed)
     return frozenset(names)
+
+
+# --- the diary card -----------------------------------------------------------------------------
+
+
+def _load_diary(root: Path, messages: Mapping[str, str | list[str]], problems: list[Problem]) -> DiaryCard | None:
+    report = _Report(problems, DIARY_FILE)
+    for key in sorted(DIARY_MESSAGE_KEYS - messages.keys()):
+        problems.append(Problem("messages.yaml", key, "required message is missing (the diary card sends it)"))
+    file = root / DIARY_FILE
+    if not file.exists():
+        report.error("", "missing: the evening diary card's questions live here")
+        return None
+    data = _read_mapping(file, report)
+    if data is None:
+        return None
+    questions = data.get("questions")
+    for i, question in enumerate(questions if isinstance(questions, list) else []):
+        for field in ("ask", "reask"):
+            text = question.get(field) if isinstance(question, dict) else None
+            if isinstance(text, str):
+                _check_sms_text(text.strip(), f"questions[{i}].{field}", report)
+    card: DiaryCard | None = _validate(DiaryCard, data, report)
+    if card is None:
+        return None
+    _check_diary_rules(card, messages, report)
+    return card
+
+
+def _check_diary_rules(card: DiaryCard, messages: Mapping[str, str | list[str]], report: _Report) -> None:
+    seen: set[str] = set()
+    for i, q in enumerate(card.questions):
+        where = f"questions[{i}]"
+        if q.id in seen:
+            report.error(f"{where}.id", f"{q.id!r} is used by an earlier question")
+        seen.add(q.id)
+        if q.kind == "scale":
+            if q.low is None or q.high is None or q.low >= q.high:
+                report.error(where, "a scale needs low and high, low below high")
+            else:
+                if not (str(q.low) in q.reask and str(q.high) in q.reask):
+                    report.error(f"{where}.reask", f"must give the range ({q.low} to {q.high}): it follows an "
+                                                   "answer the bot could not read")
+                if q.safety_check_at is not None and not q.low < q.safety_check_at <= q.high:
+                    report.error(f"{where}.safety_check_at", f"must be above {q.low} and at most {q.high}")
+        elif q.low is not None or q.high is not None or q.safety_check_at is not None:
+            report.error(where, "low, high and safety_check_at are for scale questions only")
+        if q.records_trigger and q.kind != "words":
+            report.error(f"{where}.records_trigger", "only a words question can record a trigger")
+    if sum(q.records_trigger for q in card.questions) > 1:
+        report.error("questions", "at most one question records a trigger")
+    if (card.reviewed_by is None) != (card.reviewed_on is None):
+        report.error("reviewed_on", "reviewed_by and reviewed_on go together: fill both or neither")
+    # Each question as sent: numbered, the first inside the opening text, later ones after a skip.
+    total = len(card.questions)
+    for i, q in enumerate(card.questions):
+        template = messages.get("diary_question")
+        values = {"n": i + 1, "total": total, "question": q.ask}
+        shown = _render(template, values) if isinstance(template, str) else None
+        if shown is None:
+            continue
+        wrappers = ["diary_start"] if i == 0 else ["diary_move_on"]
+        for key in wrappers:
+            wrapper = messages.get(key)
+            sent = _render(wrapper, {"total": total, "question": shown}) if isinstance(wrapper, str) else shown
+            if sent is not None and is_gsm7(sent) and septets(sent) > MAX_SEPTETS:
+                report.error(f"questions[{i}].ask", f"{septets(sent)} characters once sent with {key!r}; "
+                                                    f"the limit is {MAX_SEPTETS} (two SMS segments)")
 
 
 # ---------------------------------------------------------------------------------------------

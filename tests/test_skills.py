@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from bot import skills as skills_module
+from bot.config import ROOT
 from bot.segments import is_gsm7, segments
 from bot.skills import (
     CATEGORIES,
@@ -857,3 +858,16 @@ def test_new_skills_are_short_sourced_and_await_review(library: Library, skill_i
     assert "breath_hold" not in skill.involves
     assert skill.helps_with or skill.category == "psychoeducation"
 
+
+
+def test_every_message_the_code_names_is_required_of_the_library() -> None:
+    """A clinician's edit that drops a message the code sends must fail at load, not mid-crisis."""
+    import re
+
+    from bot.skills import REQUIRED_MESSAGE_KEYS
+
+    messages = yaml.safe_load((ROOT / "skills_library" / "messages.yaml").read_text())
+    named = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        named |= {key for key in re.findall(r'"([a-z][a-z_0-9]+)"', path.read_text()) if key in messages}
+    assert named - REQUIRED_MESSAGE_KEYS == set()
