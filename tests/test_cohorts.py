@@ -151,3 +151,20 @@ def test_a_late_tick_sends_within_the_late_window_and_never_after_the_meeting(
     assert len(fake_twilio.bodies_to(phone_of(db, pid))) == expected
     scheduler.tick(app, utc(2026, 6, 2, 22, 30))  # after the meeting began: never
     assert len(fake_twilio.bodies_to(phone_of(db, pid))) == expected
+
+
+@pytest.mark.parametrize("kind", ["cohort_reminder", "cohort_broadcast"])
+@pytest.mark.parametrize("hold", [{"crisis_hold": True}, {"nudges_paused": True}, {"status": OPTED_OUT}])
+def test_a_group_text_waiting_in_the_outbox_is_not_sent_after_a_hold_or_pause(
+    app: Any, db: Any, fake_twilio: Any, kind: str, hold: dict[str, Any]
+) -> None:
+    from bot import outbox
+
+    pid = member(db, add_cohort(db))
+    phone = phone_of(db, pid)
+    db.run(lambda s: outbox.enqueue(s, to=phone, body="Group tonight", kind=kind, now=utc(2026, 6, 2, 20),
+                                    participant_id=pid))
+    update_participant(db, pid, **hold)  # after it was queued, before it left
+    outbox.deliver(db, app.extensions["sms_sender"], utc(2026, 6, 2, 20, 1))
+    assert fake_twilio.bodies_to(phone) == []
+    assert {r.status for r in db.run(lambda s: list(s.scalars(select(outbox.Outbox))))} == {"cancelled"}
