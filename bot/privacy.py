@@ -21,7 +21,9 @@ from .db import Database, rowcount
 from .models import (
     PENDING,
     AuditLog,
+    CohortReminder,
     CrisisEvent,
+    DiaryEntry,
     ExerciseSession,
     Message,
     MoodCheckin,
@@ -29,6 +31,7 @@ from .models import (
     Outbox,
     Participant,
     SafetyPlan,
+    Trigger,
 )
 
 ERASED = "erased"
@@ -51,6 +54,10 @@ def blank_old_messages(db: Database, now: datetime, days: int) -> int:
             update(Outbox).where(Outbox.created_at < cutoff, Outbox.status != PENDING, Outbox.body != "")
             .values(body="")
         )
+        # The participant's own words on diary cards and in logged triggers age out the same way.
+        session.execute(update(Trigger).where(Trigger.created_at < cutoff, Trigger.text != "").values(text=""))
+        session.execute(update(DiaryEntry).where(DiaryEntry.created_at < cutoff, DiaryEntry.text.is_not(None),
+                                                 DiaryEntry.text != "").values(text=""))
         return int(done or 0)
 
     return db.run(work)
@@ -82,6 +89,9 @@ def export(session: Session, participant: Participant) -> dict[str, Any]:
         "safety_plan": rows(SafetyPlan, SafetyPlan.participant_id == pid),
         "nudges": rows(NudgeLog, NudgeLog.participant_id == pid),
         "mood_checkins": rows(MoodCheckin, MoodCheckin.participant_id == pid),
+        "diary_entries": rows(DiaryEntry, DiaryEntry.participant_id == pid),
+        "triggers": rows(Trigger, Trigger.participant_id == pid),
+        "cohort_reminders": rows(CohortReminder, CohortReminder.participant_id == pid),
         "audit_log": rows(AuditLog, AuditLog.participant_id == pid),
     }
 
@@ -92,14 +102,21 @@ def erase(session: Session, participant: Participant, by_email: str, now: dateti
     token = f"{ERASED}:{pid}"
     # Nudge rows point at outbox rows and events at messages: keep the rows, drop the links first.
     session.execute(update(NudgeLog).where(NudgeLog.participant_id == pid).values(outbox_id=None))
+    session.execute(update(CohortReminder).where(CohortReminder.participant_id == pid).values(outbox_id=None))
+    # A counselor's acknowledgement note may quote the participant: it goes too (who and when stay).
     session.execute(update(CrisisEvent).where(CrisisEvent.participant_id == pid)
-                    .values(phone=token, message_id=None))
+                    .values(phone=token, message_id=None, ack_note=None))
     counts = {
         "messages": rowcount(session.execute(delete(Message).where(Message.participant_id == pid))),
         "unknown_number_messages": rowcount(session.execute(
             delete(Message).where(Message.phone == phone, Message.participant_id.is_(None)))),
         "outbox": rowcount(session.execute(delete(Outbox).where(Outbox.participant_id == pid))),
         "safety_plan": rowcount(session.execute(delete(SafetyPlan).where(SafetyPlan.participant_id == pid))),
+        "triggers": rowcount(session.execute(delete(Trigger).where(Trigger.participant_id == pid))),
+        # Diary ratings stay (aggregates); the words written on the card go.
+        "diary_texts": rowcount(session.execute(
+            update(DiaryEntry).where(DiaryEntry.participant_id == pid, DiaryEntry.text.is_not(None))
+            .values(text=None))),
     }
     participant.phone = token[:20]
     participant.name = None
@@ -108,6 +125,8 @@ def erase(session: Session, participant: Participant, by_email: str, now: dateti
     participant.conv_data = {}
     participant.flags = []
     participant.nudges_paused = True
+    participant.diary_enabled = False
+    participant.cohort_id = None
     session.add(AuditLog(actor=by_email.strip().lower(), action="erase", participant_id=pid,
                          detail={k: int(v) for k, v in counts.items()}, created_at=now))
     return {k: int(v) for k, v in counts.items()}

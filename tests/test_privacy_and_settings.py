@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 from bot.app import create_app
 from bot.config import ROOT, ConfigError
-from bot.models import AuditLog, Counselor, CrisisEvent, ExerciseSession, Message, Participant
+from bot.models import AuditLog, Counselor, CrisisEvent, DiaryEntry, ExerciseSession, Message, Participant, Trigger
 from bot.scheduler import tick
 from tests.conftest import SmsPoster
 
@@ -90,6 +90,45 @@ def test_erase_asks_first_removes_texts_keeps_aggregates_and_is_audited(
         audit = s.scalars(select(AuditLog).where(AuditLog.action == "erase")).one()
         assert audit.actor == counselor.email and audit.detail["messages"] > 0
     assert runner.invoke(args=["participant", "erase", PHONE, "--by", counselor.email, "--yes"]).exit_code != 0
+
+
+def test_erase_removes_triggers_diary_words_and_ack_notes_and_keeps_diary_ratings(
+    runner: Any, sms: SmsPoster, participant: Any, db: Any, counselor: Any, clock: Any,
+) -> None:
+    sms("LOG fight with my sister about money", from_=PHONE)
+    sms("i want to die", from_=PHONE)
+
+    def seed(s: Any) -> None:
+        person = s.scalars(select(Participant)).one()
+        s.add(DiaryEntry(participant_id=person.id, local_date=date(2026, 11, 26), item="emotion",
+                         text="shame about the fight", created_at=clock.now))
+        s.add(DiaryEntry(participant_id=person.id, local_date=date(2026, 11, 26), item="urge_use", value=3,
+                         created_at=clock.now))
+        event = s.scalars(select(CrisisEvent)).first()
+        event.acknowledged_at, event.acknowledged_by = clock.now, counselor.email
+        event.ack_note = "Spoke to her, she named her sister and the debt"
+
+    db.run(seed)
+    assert _count(db, Trigger) == 1
+    result = runner.invoke(args=["participant", "erase", PHONE, "--by", counselor.email, "--yes"])
+    assert result.exit_code == 0, result.output
+    with db.session() as s:
+        assert s.scalar(select(func.count(Trigger.id))) == 0
+        assert {(d.item, d.value, d.text) for d in s.scalars(select(DiaryEntry))} == {
+            ("emotion", None, None), ("urge_use", 3, None)}
+        assert {e.ack_note for e in s.scalars(select(CrisisEvent))} == {None}
+        assert {e.acknowledged_by for e in s.scalars(select(CrisisEvent)) if e.acknowledged_at} == {counselor.email}
+
+
+def test_retention_also_blanks_diary_words_and_triggers(
+    app: Any, sms: SmsPoster, participant: Any, db: Any, clock: Any,
+) -> None:
+    sms("LOG payday and old friends calling", from_=PHONE)
+    clock.advance(days=181)
+    sms("LOG the anniversary", from_=PHONE)
+    tick(app)
+    with db.session() as s:
+        assert sorted(t.text for t in s.scalars(select(Trigger))) == ["", "the anniversary"]
 
 
 def test_erase_needs_a_known_counselor(runner: Any, participant: Any) -> None:
