@@ -28,6 +28,9 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# Real-browser fixtures (live_server, browser_page) and helpers: tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 FROM_NUMBER = "+15005550006"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 
