@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 CORE = ("bot.conversation", "bot.matching", "bot.risk", "bot.safety", "bot.nudges", "bot.skills",
-        "bot.outbox", "bot.inbound", "bot.crises", "bot.enrollment")
+        "bot.outbox", "bot.inbound", "bot.crises", "bot.enrollment", "bot.accounts", "bot.roster", "bot.records",
+        "bot.reports", "bot.cohorts", "bot.broadcast", "bot.diary")
 
 
 def test_domain_core_imports_neither_flask_nor_twilio() -> None:
