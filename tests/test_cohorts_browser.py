@@ -67,7 +67,8 @@ def test_a_counselor_creates_a_group_and_texts_it_leaving_out_an_opted_out_membe
     assert axe_check(page) == [], describe(axe_check(page))
     screenshot(page, "cohort-broadcast")
     form = page.locator("form.cohorts-send")
-    fields = {name: form.locator(f"input[name={name}]").input_value() for name in ("csrf_token", "body", "broadcast_id")}
+    fields = {name: form.locator(f"input[name={name}]").input_value()
+              for name in ("csrf_token", "body", "broadcast_id")}
     page.get_by_role("button", name=re.compile("^Send to 2 members")).click()
     page.wait_for_selector(".flash-success, .flash-info")
 
