@@ -33,7 +33,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _configure_logging(app)
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.extensions["db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["db"] = Database(app.config["DATABASE_URL"],
+                                    statement_timeout_ms=int(app.config.get("DATABASE_STATEMENT_TIMEOUT_MS") or 0))
     library = load_library(Path(app.config["SKILLS_LIBRARY"]))
     app.extensions["library"] = library
     _check_settings(app.config, library)

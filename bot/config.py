@@ -49,6 +49,8 @@ ENV_NAMES = (
     "REQUIRE_2FA",
     "PROXY_HOPS",
     "SMS_SEGMENT_PRICE",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "SCHEDULER_STATEMENT_TIMEOUT_MS",
 )
 
 _INT_KEYS = {
@@ -63,6 +65,8 @@ _INT_KEYS = {
     "SCHEDULER_STALE_SECONDS",
     "MESSAGE_RETENTION_DAYS",
     "PROXY_HOPS",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "SCHEDULER_STATEMENT_TIMEOUT_MS",
 }
 _FLOAT_KEYS = {"SEND_RATE_PER_SECOND", "TICK_DELIVERY_BUDGET_SECONDS", "SMS_SEGMENT_PRICE"}
 _BOOL_KEYS = {"SIMULATOR_ENABLED", "ALLOW_UNREVIEWED_CONTENT", "REQUIRE_2FA"}
@@ -106,6 +110,10 @@ def defaults() -> dict[str, Any]:
         "METRICS_TOKEN": None,  # when set, GET /metrics needs "Authorization: Bearer <token>"
         "ALLOW_UNREVIEWED_CONTENT": False,  # production refuses skills nobody signed off unless set
         "SPOOL_DIR": None,  # texts received while the database was down; default instance/spool
+        # PostgreSQL cancels a statement after this long (0: never; see bot/db.py). The web's must
+        # fail a webhook well inside Twilio's 15 s (error 11200); the scheduler's bulk work gets longer.
+        "DATABASE_STATEMENT_TIMEOUT_MS": 5_000,
+        "SCHEDULER_STATEMENT_TIMEOUT_MS": 60_000,
         # The local all-in-one process (README run command) seeds demo data into an empty DB.
         "SEED_DEMO": False,
         "WTF_CSRF_TIME_LIMIT": None,

@@ -8,6 +8,21 @@ with SELECT ... FOR UPDATE and outbox rows are claimed with SKIP LOCKED.
 
 `Records` reads and writes plain row objects with prebuilt Core statements, for the paths every
 inbound text takes (the ORM's per-object machinery costs more there than the SQL does).
+
+Timeouts: Twilio gives up on a webhook that has not answered within 15 seconds (error 11200,
+https://www.twilio.com/docs/api/errors/11200), and then nobody gets the crisis lines. So a hung
+database must fail a webhook's write well before that, into the outage path (answered, spooled):
+
+- SQLite: a write waits at most SQLITE_BUSY_TIMEOUT_MS for a lock, and `Database.run` tries
+  RETRY_ATTEMPTS times with backoffs between them: 4 x 2 s + 0.1 + 0.2 + 0.4 s = 8.7 s at worst
+  (`worst_write_seconds`).
+- PostgreSQL: connecting gives up after PG_CONNECT_TIMEOUT_SECONDS (libpq's `connect_timeout`,
+  unless the URL sets its own), and a statement is cancelled after the engine's statement timeout
+  (`statement_timeout`, sent as a startup option). A cancelled statement is not retried; only
+  lock conflicts are, and PostgreSQL reports those at once (serialization) or after
+  `deadlock_timeout` (1 s by default). The web process uses DATABASE_STATEMENT_TIMEOUT_MS (5 s);
+  the scheduler, whose bulk statements are longer, SCHEDULER_STATEMENT_TIMEOUT_MS (bot/scheduler.py);
+  migrations none.
 """
 
 from __future__ import annotations
@@ -38,14 +53,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 2_000
+PG_CONNECT_TIMEOUT_SECONDS = 5
+RETRY_ATTEMPTS = 4
+RETRY_BACKOFF_SECONDS = 0.05  # doubled per attempt: waits of 0.1, 0.2 and 0.4 s between four attempts
 
 
-def make_engine(url: str, **options: Any) -> Engine:
+def worst_write_seconds(busy_timeout_ms: int | None = None, attempts: int = RETRY_ATTEMPTS) -> float:
+    """The longest `Database.run` waits on a locked SQLite database before it raises: every
+    attempt waits out the busy timeout, with the backoffs between attempts."""
+    busy = (SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms) / 1000
+    return attempts * busy + sum(_backoff(attempt) for attempt in range(1, attempts))
+
+
+def _backoff(attempt: int) -> float:
+    return RETRY_BACKOFF_SECONDS * 2.0**attempt
+
+
+def make_engine(url: str, *, statement_timeout_ms: int | None = None, **options: Any) -> Engine:
     """An engine configured for this app's concurrency rules on SQLite or PostgreSQL.
 
     `hide_parameters`: a database error's text never carries the statement's values (phone
-    numbers, message text), so logging the error cannot leak them.
+    numbers, message text), so logging the error cannot leak them. On PostgreSQL, connections
+    give up after PG_CONNECT_TIMEOUT_SECONDS and, when `statement_timeout_ms` is given (0 or None:
+    none), cancel any statement that runs longer (see the module's docstring).
     """
     options.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -53,7 +84,21 @@ def make_engine(url: str, **options: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    _configure_postgres(engine, statement_timeout_ms)
+    return engine
+
+
+def _configure_postgres(engine: Engine, statement_timeout_ms: int | None) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _on_connect(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        # libpq keywords (https://www.postgresql.org/docs/current/libpq-connect.html): a URL's
+        # own connect_timeout wins; the statement timeout goes in as a startup option, so it
+        # costs no round trip and holds from the connection's first statement.
+        params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
+        if statement_timeout_ms:
+            option = f"-c statement_timeout={int(statement_timeout_ms)}"
+            params["options"] = f"{params.get('options') or ''} {option}".strip()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -108,12 +153,29 @@ class _WriterLock:
 class Database:
     """The engine and a session factory; lives on the Flask app as extensions["db"]."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, statement_timeout_ms: int | None = None, **options: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **options)
+        self.statement_timeout_ms = statement_timeout_ms or 0
+        self._options = options
+        self.engine = make_engine(url, statement_timeout_ms=statement_timeout_ms, **options)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
         self._writer_lock = _WriterLock(database + ".lock") if database and database != ":memory:" else None
+
+    def use_statement_timeout(self, statement_timeout_ms: int | None) -> None:
+        """From now on, cancel PostgreSQL statements after `statement_timeout_ms` (0 or None: never).
+
+        For a process that is about to run other work than the web's (the scheduler): call it
+        before that work starts. The engine is replaced (pooled connections carry the old value
+        as a startup option); SQLite has no statement timeout and keeps its engine.
+        """
+        if self.engine.dialect.name != "postgresql" or (statement_timeout_ms or 0) == self.statement_timeout_ms:
+            return
+        previous = self.engine
+        self.engine = make_engine(self.url, statement_timeout_ms=statement_timeout_ms, **self._options)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.statement_timeout_ms = statement_timeout_ms or 0
+        previous.dispose()
 
     @property
     def is_postgres(self) -> bool:
@@ -129,7 +191,7 @@ class Database:
         with self.sessions() as session, self._writer_lock.held(), session.begin():
             yield session
 
-    def run(self, work: Callable[[Session], T], *, attempts: int = 4) -> T:
+    def run(self, work: Callable[[Session], T], *, attempts: int = RETRY_ATTEMPTS) -> T:
         """Run `work` in one transaction, retrying when the database is briefly locked.
 
         Only operational errors that mean "try again" (locked, busy, serialization, deadlock)
@@ -147,7 +209,7 @@ class Database:
         self.engine.dispose()
 
 
-def retrying(attempt_once: Callable[[], T], *, attempts: int = 4) -> T:
+def retrying(attempt_once: Callable[[], T], *, attempts: int = RETRY_ATTEMPTS) -> T:
     """Call `attempt_once` until it succeeds, again after a short backoff (0.1, 0.2, 0.4 s) when
     the database was briefly locked or busy; any other error, or the last attempt's, is raised."""
     for attempt in range(1, attempts + 1):
@@ -156,7 +218,7 @@ def retrying(attempt_once: Callable[[], T], *, attempts: int = 4) -> T:
         except OperationalError as exc:
             if attempt == attempts or not _is_transient(exc):
                 raise
-            time.sleep(0.05 * 2**attempt)
+            time.sleep(_backoff(attempt))
     raise AssertionError("unreachable")
 
 

@@ -27,7 +27,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import cohorts, diary, heartbeat, inbound, outbox, privacy
+from . import cohorts, diary, heartbeat, outbox, privacy, statuses
 from .db import Database
 from .nudges import NudgeConfig, plan_due_nudges
 from .sms import SmsSender
@@ -112,7 +112,7 @@ def run_tick(
         previous = heartbeat.last(db)
         if previous is None or previous.beat_at.replace(minute=0, second=0, microsecond=0) != now.replace(
                 minute=0, second=0, microsecond=0):  # the first tick of each hour: a full scan
-            privacy.blank_old_messages(db, now, int(config.get("MESSAGE_RETENTION_DAYS") or 0))
+            privacy.apply_retention(db, spool, now, int(config.get("MESSAGE_RETENTION_DAYS") or 0))
     except Exception:
         log.exception("blanking old message text failed; the next tick tries again")
     heartbeat.record(db, now, time.monotonic() - started)
@@ -139,11 +139,19 @@ def tick(app: Flask, now: datetime | None = None) -> TickSummary:
     """One tick with the app's services; `now` defaults to the app's clock."""
     services = app.extensions
     when = now if now is not None else services["clock"]()
-    # Texts and sends kept on disk while the database was down are recorded first, and their
-    # alerts delivered, before anything else is planned.
-    inbound.replay_and_deliver(app)
+    # Texts, sends and status callbacks kept on disk while the database was down are recorded
+    # first, and their alerts delivered, before anything else is planned.
+    statuses.replay_spool(app)
     return run_tick(services["db"], services["sms_sender"], services["library"], when, app.config,
                     spool=services["spool"])
+
+
+def use_scheduler_timeouts(app: Flask) -> None:
+    """This process runs ticks: its PostgreSQL statements may take SCHEDULER_STATEMENT_TIMEOUT_MS
+    (0: no limit) instead of the web's DATABASE_STATEMENT_TIMEOUT_MS, which is short so a webhook
+    fails before Twilio's 15 s (bot/db.py). Planning a day's nudges in bulk and the hourly
+    retention pass over the messages table take longer than a webhook ever may."""
+    app.extensions["db"].use_statement_timeout(int(app.config.get("SCHEDULER_STATEMENT_TIMEOUT_MS") or 0))
 
 
 def tick_job(app: Flask) -> None:
@@ -207,6 +215,8 @@ def start_background_scheduler(app: Flask, *, use_reloader: bool = False) -> Any
             return _background
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        # Web and ticks share this process and its engine: the ticks' longer timeout for both.
+        use_scheduler_timeouts(app)
         scheduler = BackgroundScheduler(timezone=UTC, daemon=True)
         _add_tick_job(scheduler, app)
         scheduler.start()
@@ -232,6 +242,7 @@ def stop_background_scheduler() -> None:
 def scheduler_command() -> None:
     """The scheduler process: one tick a minute until stopped (Ctrl-C or SIGTERM)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    use_scheduler_timeouts(app)
     scheduler = make_blocking_scheduler(app)
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -270,6 +281,7 @@ def parse_now(value: str | None) -> datetime | None:
 def tick_command(now_text: str | None) -> None:
     """Run one tick and print {"planned", "sent", "retrying", "failed"} as one JSON line."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    use_scheduler_timeouts(app)
     summary = tick(app, parse_now(now_text))
     click.echo(summary.as_json())
 

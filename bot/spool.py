@@ -1,6 +1,6 @@
 """A local, durable spool for what could not be written to the database when it happened.
 
-Two kinds of entries, one JSON file each, written atomically (temporary file, fsync, rename) so a
+Three kinds of entries, one JSON file each, written atomically (temporary file, fsync, rename) so a
 crash never leaves half an entry:
 
 - `inbound/`: a text received while the database was down. The webhook answered it at once (a
@@ -9,11 +9,16 @@ crash never leaves half an entry:
 - `sent/`: a message the provider accepted but whose sending could not be recorded. It must
   never be sent again as if it had failed: claims skip the outbox rows named here, and the
   replay marks them sent.
+- `status/`: a delivery status callback received while the database was down (Twilio does not
+  post it again: bot/statuses.py). Its replay applies it, a carrier opt-out (21610) included.
+- `failed/`: entries that could not be replayed after MAX_TRIES, for a person to look at. They
+  hold the same data, so the scheduler's retention step deletes those older than
+  MESSAGE_RETENTION_DAYS (`forget_failed`).
 
 The directory holds phone numbers and message text, like the database: it is created 0700 and
-its files 0600. Web and scheduler processes on one host share it (`SPOOL_DIR`, default
-instance/spool); every process replays it, and the database's unique keys (MessageSid, outbox
-id) make a replay by two processes at once harmless.
+its files 0600. Web and scheduler processes share it (`SPOOL_DIR`, default instance/spool: the
+same host, or a volume they all mount); every process replays it, and the database's unique keys
+(MessageSid, outbox id) make a replay by two processes at once harmless.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INBOUND = "inbound"
 SENT = "sent"
+STATUS = "status"
 FAILED = "failed"
 # An entry that cannot be replayed after this many tries is moved to failed/ (and logged as an
 # error) so one bad entry cannot block the others.
@@ -69,6 +75,19 @@ class SentEntry:
         return datetime.fromisoformat(self.sent_at)
 
 
+@dataclass
+class StatusEntry:
+    sid: str  # the MessageSid the callback is about
+    status: str
+    error_code: str | None
+    received_at: str  # ISO 8601, aware UTC
+    tries: int = 0
+
+    @property
+    def received(self) -> datetime:
+        return datetime.fromisoformat(self.received_at)
+
+
 class Spool:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.root = Path(directory)
@@ -102,6 +121,10 @@ class Spool:
     def put_sent(self, entry: SentEntry) -> Path:
         return self._write(SENT, str(int(entry.outbox_id)), asdict(entry))
 
+    def put_status(self, entry: StatusEntry) -> Path:
+        # One file per MessageSid and status: a repeated callback overwrites, never doubles.
+        return self._write(STATUS, f"{_safe_name(entry.sid)}-{_safe_name(entry.status)}", asdict(entry))
+
     # --- reading ----------------------------------------------------------------------------
 
     def inbound(self) -> Iterator[tuple[Path, InboundEntry]]:
@@ -117,6 +140,13 @@ class Spool:
             if data is not None:
                 yield path, SentEntry(**data)
 
+    def statuses(self) -> Iterator[tuple[Path, StatusEntry]]:
+        """Entries oldest first."""
+        for path in self._files(STATUS):
+            data = _read(path)
+            if data is not None:
+                yield path, StatusEntry(**data)
+
     def unrecorded_outbox_ids(self) -> frozenset[int]:
         """Outbox rows that went out but are not yet recorded as sent: never claim them."""
         folder = self.root / SENT
@@ -125,7 +155,8 @@ class Spool:
         return frozenset(int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit())
 
     def has_entries(self) -> bool:
-        return any(any((self.root / kind).glob("*.json")) for kind in (INBOUND, SENT) if (self.root / kind).is_dir())
+        return any(any((self.root / kind).glob("*.json")) for kind in (INBOUND, SENT, STATUS)
+                   if (self.root / kind).is_dir())
 
     def _files(self, kind: str) -> list[Path]:
         folder = self.root / kind
@@ -139,7 +170,7 @@ class Spool:
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
 
-    def retry_later(self, path: Path, entry: InboundEntry | SentEntry) -> None:
+    def retry_later(self, path: Path, entry: InboundEntry | SentEntry | StatusEntry) -> None:
         """Count a failed replay; after MAX_TRIES the entry moves to failed/ for a person to look at."""
         entry.tries += 1
         kind = path.parent.name
@@ -150,6 +181,23 @@ class Spool:
                       path.stem[-6:], entry.tries, target.parent)
             return
         self._write(kind, path.stem, asdict(entry))
+
+    def forget_failed(self, before: datetime) -> int:
+        """Delete the entries in failed/ last written before `before` (aware); returns how many.
+
+        They hold phone numbers and message text like the database's messages, so they age out
+        with the same retention (MESSAGE_RETENTION_DAYS), by the time they were moved there.
+        """
+        folder = self.root / FAILED
+        if not folder.is_dir():
+            return 0
+        cutoff = before.timestamp()
+        removed = 0
+        for path in folder.glob("*.json"):
+            if _mtime(path) < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def _safe_name(value: str) -> str:

@@ -11,27 +11,17 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
-from . import inbound, metrics, outbox
+from . import inbound, metrics, outbox, statuses
 from .conversation import InboundSms
-from .models import Message, Outbox, Participant
-from .sms import UNSUBSCRIBED
+from .statuses import STATUS_RANK
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhook", __name__)
-
-# Delivery statuses in the order a message moves through them; a later callback never moves a
-# message back (callbacks arrive out of order).
-STATUS_RANK = {
-    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
-    "receiving": 3, "received": 4, "delivered": 5, "read": 6,
-    "undelivered": 5, "failed": 5, "canceled": 5, "partially_delivered": 5,
-}
 
 
 def twiml(replies: list[str] | None = None, status: int = 200) -> Response:
@@ -119,7 +109,7 @@ def _replay_spool_after(response: Response) -> None:
     _spool_checked = moment
     if current_app.extensions["spool"].has_entries():
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        response.call_on_close(lambda: inbound.replay_and_deliver(app))
+        response.call_on_close(lambda: statuses.replay_spool(app))
 
 
 def _answer_without_database(message: InboundSms, now: Any, exc: Exception) -> Response:
@@ -148,36 +138,22 @@ def status() -> Response:
     new_status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").lower()
     error_code = request.form.get("ErrorCode") or None
     if sid and new_status in STATUS_RANK:
-        db = current_app.extensions["db"]
-        now = current_app.extensions["clock"]()
-        notifier = outbox.Notifier(current_app.extensions["library"], current_app.config["PROGRAM_NAME"])
+        services = current_app.extensions
+        now = services["clock"]()
+        notifier = outbox.Notifier(services["library"], current_app.config["PROGRAM_NAME"])
         try:
-            db.run(lambda session: _apply_status(session, sid, new_status, error_code, now, notifier))
-        except Exception as exc:  # Twilio's callback is lost, nobody's text: say so, never a 500 page
-            log.error("status callback for %s not recorded (%s)", sid[-6:], type(exc).__name__)
-            return twiml(status=503)
+            services["db"].run(lambda session: statuses.apply(session, sid, new_status, error_code, now, notifier))
+        except Exception as exc:
+            # Kept and applied once the database answers: Twilio would not post it again after a
+            # 503 (bot/statuses.py), and a carrier opt-out (21610) must not be lost.
+            log.error("status callback for %s not recorded (%s): spooled", sid[-6:], type(exc).__name__)
+            if not statuses.keep_for_replay(services["spool"], sid, new_status, error_code, now):
+                return twiml(status=503)  # lost after all: say so, never a 500 page
+            return twiml()
+        response = twiml()
+        _replay_spool_after(response)
+        return response
     return twiml()
-
-
-def _apply_status(
-    session: Any, sid: str, new_status: str, error_code: str | None, now: Any, notifier: outbox.Notifier
-) -> None:
-    message = session.scalar(select(Message).where(Message.twilio_sid == sid))
-    if message is None:
-        return
-    if STATUS_RANK.get(message.status or "", -1) < STATUS_RANK[new_status]:
-        message.status = new_status
-        message.updated_at = now
-        if error_code:
-            message.error_code = error_code
-    row = session.scalar(select(Outbox).where(Outbox.provider_sid == sid))
-    if row is not None and error_code and not row.error_code:
-        row.error_code = error_code
-    if error_code == str(UNSUBSCRIBED) and message.participant_id is not None:
-        # The carrier refused the message because the person opted out (Twilio error 21610).
-        participant = session.get(Participant, message.participant_id)
-        if participant is not None:
-            outbox.carrier_opt_out(session, participant, now, notifier, f"optout:{participant.id}:{sid}")
 
 
 def init_app(app: Flask) -> None:

@@ -259,6 +259,34 @@ def test_a_carrier_opt_out_in_a_status_callback_opts_the_participant_out(
     assert len(fake_twilio.bodies_to(COUNSELOR_PHONE)) == 1
 
 
+def test_a_carrier_opt_out_in_a_status_callback_during_an_outage_is_kept_and_applied_later(
+    app: Any, sms: SmsPoster, participant: Any, db: Any, fake_twilio: Any, clock: Any,
+) -> None:
+    with db.session() as s:
+        sid = s.scalar(select(Message.twilio_sid).where(Message.kind == "invitation"))
+    row_id = _pending_practice(db, participant, clock)
+    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610",
+              "AccountSid": "AC"}
+    with outage(app):
+        result = sms.post(params, url="http://localhost/sms/status", path="/sms/status")
+    # 200: Twilio would not post the callback again after an error answer; it is kept instead.
+    assert result.status == 200
+    with db.session() as s:
+        assert s.scalar(select(Participant.status)) == "active"
+    clock.advance(minutes=2)
+    tick(app)  # the database is back: the callback is applied, as of when it arrived
+    with db.session() as s:
+        assert s.scalar(select(Participant.status)) == "opted_out"
+        assert s.get(Outbox, row_id).status == "cancelled"
+        assert s.scalar(select(Message.error_code).where(Message.twilio_sid == sid)) == "21610"
+        audit = s.scalars(select(AuditLog).where(AuditLog.action == "opt_out")).one()
+        assert audit.actor == "carrier" and audit.created_at == clock.now - timedelta(minutes=2)
+    tick(app)  # applied once
+    notices = fake_twilio.bodies_to(COUNSELOR_PHONE)
+    assert len(notices) == 1 and "opted out" in notices[0].lower()
+    assert not app.extensions["spool"].has_entries()
+
+
 # --- never send twice because recording failed -----------------------------------------------------
 
 

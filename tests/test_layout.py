@@ -7,7 +7,8 @@ import sys
 
 CORE = ("bot.conversation", "bot.matching", "bot.risk", "bot.safety", "bot.nudges", "bot.skills",
         "bot.outbox", "bot.inbound", "bot.crises", "bot.enrollment", "bot.accounts", "bot.roster", "bot.records",
-        "bot.reports", "bot.cohorts", "bot.broadcast", "bot.diary")
+        "bot.reports", "bot.cohorts", "bot.broadcast", "bot.diary", "bot.privacy", "bot.spool", "bot.statuses",
+        "bot.heartbeat")
 
 
 def test_domain_core_imports_neither_flask_nor_twilio() -> None:

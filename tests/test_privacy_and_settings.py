@@ -7,7 +7,8 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,27 @@ from sqlalchemy import func, select, text
 
 from bot.app import create_app
 from bot.config import ROOT, ConfigError
-from bot.models import AuditLog, Counselor, CrisisEvent, DiaryEntry, ExerciseSession, Message, Participant, Trigger
+from bot.models import (
+    AuditLog,
+    Counselor,
+    CrisisEvent,
+    DiaryEntry,
+    ExerciseSession,
+    Message,
+    Outbox,
+    Participant,
+    Trigger,
+)
 from bot.scheduler import tick
+from bot.spool import MAX_TRIES, InboundEntry
 from tests.conftest import SmsPoster
 
 PHONE = "+12025550101"
 UK_PHONE = "+447400123456"
+OTHER_PHONE = "+12025550102"
+COUNSELOR_PHONE = "+12025550100"
+BACKUP = "+12025550199"
+CRISIS_TEXT = "i have the pills in my hand and i am going to take them all tonight"
 
 
 # --- retention, export, erasure ------------------------------------------------------------------
@@ -129,6 +145,85 @@ def test_retention_also_blanks_diary_words_and_triggers(
     tick(app)
     with db.session() as s:
         assert sorted(t.text for t in s.scalars(select(Trigger))) == ["", "the anniversary"]
+
+
+def _counselor_texts(db: Any) -> list[tuple[str, str, str, str | None]]:
+    """(table, kind, body, status) of every text to or from a counselor's or the backup phone."""
+    with db.session() as s:
+        rows = [("outbox", o.kind, o.body, o.status) for o in s.scalars(
+            select(Outbox).where(Outbox.participant_id.is_(None)).order_by(Outbox.id))]
+        rows += [("messages", m.kind, m.body, m.status) for m in s.scalars(
+            select(Message).where(Message.participant_id.is_(None), Message.phone.in_((COUNSELOR_PHONE, BACKUP)))
+            .order_by(Message.id))]
+    return rows
+
+
+def test_erase_blanks_the_alerts_and_notices_to_counselors_that_name_the_participant(
+    app: Any, runner: Any, sms: SmsPoster, enroll_participant: Any, db: Any, counselor: Any, clock: Any,
+) -> None:
+    app.config["CRISIS_BACKUP_PHONE"] = BACKUP
+    sms(CRISIS_TEXT, from_=PHONE)  # before they were enrolled: the backup hears of an unknown number
+    enroll_participant(PHONE, name="Pat")
+    enroll_participant(OTHER_PHONE, name="Robin")
+    sms(CRISIS_TEXT, from_=PHONE)
+    sms(CRISIS_TEXT, from_=OTHER_PHONE)
+    clock.advance(minutes=16)
+    tick(app)  # repeat alerts
+    with db.session() as s:
+        event_id = s.scalar(select(CrisisEvent.id).join(Participant).where(Participant.name == "Pat"))
+    sms(f"ACK {event_id} called Pat, she is at her sister's", from_=COUNSELOR_PHONE)
+    sms("STOP", from_=PHONE)  # her counselor is told she opted out
+    before = _counselor_texts(db)
+    about_pat = [t for t in before if "Pat" in t[2] or "0101" in t[2]]
+    assert {t[1] for t in about_pat} >= {"crisis_alert", "crisis_realert", "counselor_ack", "counselor_reply",
+                                         "optout_notice"}
+
+    result = runner.invoke(args=["participant", "erase", PHONE, "--by", counselor.email, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(about_pat)} counselor texts" in result.output
+    after = _counselor_texts(db)
+    # The rows stay (kind, status, time), their text about her goes; Robin's alerts are untouched.
+    assert [(table, kind, status) for table, kind, _, status in after] == [
+        (table, kind, status) for table, kind, _, status in before]
+    assert not [t for t in after if "Pat" in t[2] or "0101" in t[2]]
+    assert [t for t in after if "Robin (***0102)" in t[2]] == [t for t in before if "Robin (***0102)" in t[2]] != []
+    with db.session() as s:
+        assert PHONE not in set(s.scalars(select(CrisisEvent.phone)))  # the event from before she enrolled too
+
+
+def test_retention_blanks_old_alerts_to_counselors_too(
+    app: Any, sms: SmsPoster, participant: Any, db: Any, clock: Any,
+) -> None:
+    sms(CRISIS_TEXT, from_=PHONE)
+    sent_at = clock.now
+    assert any("Pat" in body for _, _, body, _ in _counselor_texts(db))
+    clock.advance(days=181)
+    tick(app)
+    with db.session() as s:
+        old = [o.body for o in s.scalars(select(Outbox).where(Outbox.participant_id.is_(None),
+                                                               Outbox.created_at <= sent_at))]
+        old += [m.body for m in s.scalars(select(Message).where(Message.phone == COUNSELOR_PHONE,
+                                                                 Message.created_at <= sent_at))]
+    assert old and set(old) == {""}
+
+
+def test_retention_deletes_spooled_texts_that_could_not_be_replayed_once_they_are_old(
+    app: Any, clock: Any,
+) -> None:
+    spool = app.extensions["spool"]
+
+    def given_up(sid: str, days_ago: int) -> None:
+        entry = InboundEntry(sid=sid, phone=PHONE, body="i cant do this anymore", replies=[],
+                             received_at=clock.now.isoformat())
+        spool.retry_later(spool.put_inbound(entry), replace(entry, tries=MAX_TRIES - 1))  # moved to failed/
+        moment = (clock.now - timedelta(days=days_ago)).timestamp()
+        for path in (spool.root / "failed").glob(f"inbound-{sid}-*.json"):
+            os.utime(path, (moment, moment))
+
+    given_up("SMold", 181)
+    given_up("SMrecent", 179)
+    tick(app)
+    assert [p.name.split("-")[1] for p in (spool.root / "failed").glob("*.json")] == ["SMrecent"]
 
 
 def test_erase_needs_a_known_counselor(runner: Any, participant: Any) -> None:
