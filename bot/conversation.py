@@ -262,11 +262,13 @@ def handle(
     """
     out = Outcome()
     assessment = reading.risk
-    answering = (participant is not None and participant.conv_state == "check_pending"
-                 and risk.answer(sms.body) is not None)
+    answering = participant is not None and (
+        (participant.conv_state == "check_pending" and risk.answer(sms.body) is not None)
+        or (participant.conv_state == "crisis_followup" and risk.safety_answer(sms.body) == "safe"))
     if answering and assessment.rules.level != "imminent":
-        # An answer to the question just asked is read as an answer ("no" is not a new risk
-        # signal); only what the rules grade imminent overrides it ("no i took them all").
+        # An answer to the question just asked is read as an answer ("no" to the direct question,
+        # "ok im safe" to "are you safe?" are not new risk signals); only what the rules grade
+        # imminent overrides it ("no i took them all"). Unsafe answers are alerted on as answers.
         assessment = risk.RiskAssessment(risk.NONE, assessment.rules, assessment.model_probability, False, ())
     elif risk.needs_context(assessment) and _recent_risk(session, sms.phone, ctx):
         assessment = risk.escalate(assessment)
@@ -302,10 +304,26 @@ def replay(
     alerts the counselor (and the backup) now: without the database no question could be asked,
     so a possible risk counts as a crisis. An opt-out is applied. Anything else is only recorded;
     they were asked to text again. Returns the outbox rows to deliver (the alerts).
+
+    A reply to a question the bot had asked just before is read as the answer, as it would have
+    been at the time: "yes" to the direct question is a crisis, and anything but a clear "safe" to
+    "are you safe right now?" is an urgent alert.
     """
     out = Outcome()
     assessment = reading.risk
-    if assessment.tier != risk.NONE:
+    pending = participant.conv_state if participant is not None and participant.status == ACTIVE else None
+    if pending == "check_pending" and participant is not None and risk.answer(sms.body) is not None:
+        if risk.answer(sms.body) == "yes":
+            categories = _checked_categories(session, participant)
+            _handle_crisis(session, ctx, participant, sms, categories, "imminent", out, reason="answer")
+        else:
+            _close_check(session, participant, "no", ctx.now)
+            participant.conv_state, participant.conv_data = "idle", {}
+        out.replies.clear()
+    elif pending == "crisis_followup" and participant is not None and not reading.command:
+        _answer_safety(session, ctx, participant, sms, out)
+        out.replies.clear()
+    elif assessment.tier != risk.NONE:
         level = assessment.rules.level or "possible"
         _handle_crisis(session, ctx, participant, sms, assessment.categories, level, out)
         out.replies.clear()
@@ -664,8 +682,7 @@ def _answer_check(
     data = dict(participant.conv_data or {})
     answer = risk.answer(sms.body)
     if answer == "yes":
-        event = session.get(CrisisEvent, data.get("check_event") or 0)
-        categories = tuple(c for c in (event.categories if event else "").split(",") if c) or ("suicide",)
+        categories = _checked_categories(session, participant)
         _handle_crisis(session, ctx, participant, sms, categories, "imminent", out, reason="answer")
         return True
     if answer == "no":
@@ -686,6 +703,12 @@ def _answer_check(
     participant.conv_state = "idle"
     participant.conv_data = {}
     return False
+
+
+def _checked_categories(session: Session, participant: ParticipantRecord) -> tuple[str, ...]:
+    """The risk categories the pending direct question was asked about (suicide if unknown)."""
+    event = session.get(CrisisEvent, (participant.conv_data or {}).get("check_event") or 0)
+    return tuple(c for c in (event.categories if event else "").split(",") if c) or ("suicide",)
 
 
 def _close_check(session: Session, participant: ParticipantRecord, answer: str | None, now: datetime) -> None:
@@ -963,7 +986,7 @@ class _Dialogue:
         elif name == "more":
             self._more()
         elif name in {"next", "done", "skip"}:
-            self.say("none_menu")
+            self._nothing_matched(distressed=False)
         elif name == "pause":
             self._pause(arg)
         elif name == "resume":
@@ -1094,6 +1117,28 @@ class _Dialogue:
         self._start(skill, state=skill.helps_with[0] if skill.helps_with else "none", source="nudge")
         return True
 
+    def _nothing_matched(self, *, distressed: bool) -> None:
+        """The reply when a text names no state. While a crisis event of theirs is open (not yet
+        acknowledged by a counselor) and they have not said they are safe since, the crisis lines
+        and the way to a person, never a menu: someone who may be unsafe is not offered a list."""
+        if self.p.crisis_hold and self._may_be_unsafe():
+            self.say("crisis_open_reply")
+        elif distressed:
+            self._say_varied("none_invite")  # sounds unhappy, but we could not tell how
+        else:
+            self.say("none_menu")
+
+    def _may_be_unsafe(self) -> bool:
+        """True unless their latest open crisis event was answered "safe"."""
+        answer = self.session.scalar(
+            select(CrisisEvent.answer)
+            .where(CrisisEvent.participant_id == self.p.id, CrisisEvent.kind == "crisis",
+                   CrisisEvent.acknowledged_at.is_(None))
+            .order_by(CrisisEvent.created_at.desc(), CrisisEvent.id.desc())
+            .limit(1)
+        )
+        return answer != "safe"
+
     # -- actions
     def _match(self, body: str) -> None:
         match = self._classify(body)
@@ -1101,10 +1146,8 @@ class _Dialogue:
             card = self.ctx.matcher.info_card(body)
             if card is not None and card in self.ctx.library.skills:
                 self._start(self.ctx.library.skill(card), state="none", source="text")
-            elif _sounds_distressed(match):
-                self._say_varied("none_invite")  # sounds unhappy, but we could not tell how
             else:
-                self.say("none_menu")
+                self._nothing_matched(distressed=_sounds_distressed(match))
             return
         if match.state == "lapse":
             _record_lapse(self.session, self.p, self.ctx.now, "texted")
@@ -1201,7 +1244,8 @@ class _Dialogue:
         index = min(running.step_index, total - 1)
         key = "step_last" if index == total - 1 else "step"
         self.set_state("step", **{**self.data, "session_id": running.id})
-        self.say(key, text=skill.steps[index], n=index + 1, total=total)
+        text = skill.step_text(index, self.ctx.resources(self.p.phone))  # numbers of their own country
+        self.say(key, text=text, n=index + 1, total=total)
 
     def _ask_post_rating(self, running: ExerciseRecord) -> None:
         if running.distress_state == "none":

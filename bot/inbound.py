@@ -128,11 +128,14 @@ def fallback_replies(ctx: Context, sms: InboundSms) -> list[str]:
     """Replies when the database is unavailable (fail closed: no database is needed to write them).
 
     A text with any risk gets the crisis lines of the texter's country at once (no question can be
-    asked and answered without the database); an opt-out gets its confirmation; anything else is
-    asked to text again in a minute.
+    asked and answered without the database). So does a reply that would be a worrying answer to a
+    question the bot may just have asked ("yes" to the direct question, "no" to "are you safe
+    right now?"): which question is pending is in the database. An opt-out gets its confirmation;
+    anything else is asked to text again in a minute.
     """
     library, resources = ctx.library, ctx.resources(sms.phone)
-    if risk.assess(sms.body).tier != risk.NONE:
+    worrying_answer = risk.answer(sms.body) == "yes" or risk.safety_answer(sms.body) == "unsafe"
+    if risk.assess(sms.body).tier != risk.NONE or worrying_answer:
         return [
             library.message("crisis_emergency", emergency=resources.emergency),
             library.message("crisis_reply_unknown", resources=resources.summary),

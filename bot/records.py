@@ -266,7 +266,7 @@ class SkillHelp:
 
 def skills_helped(session: Session, participant_id: int, title_of: Callable[[str], str]) -> list[SkillHelp]:
     """Per skill, completed exercises with both ratings and the average drop in distress, the
-    skill that helped most first (then the most practised, then by id)."""
+    skill that helped most first (then the most practiced, then by id)."""
     change = func.avg(cast(ExerciseSession.rating_before - ExerciseSession.rating_after, Float))
     times = func.count(ExerciseSession.id)
     rows = session.execute(

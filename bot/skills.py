@@ -112,6 +112,7 @@ REQUIRED_MESSAGE_KEYS: frozenset[str] = frozenset(
         "crisis_emergency",
         "crisis_followup_safe",
         "crisis_followup_unsafe",
+        "crisis_open_reply",
         "counselor_followup_alert",
         "followup_answer_unsafe",
         "followup_answer_unclear",
@@ -221,6 +222,50 @@ US_SHORT_CODES: tuple[str, ...] = ("741741", "88788", "838255")
 # The messages that wrap each step as it is sent ({text}, {n}, {total}): middle steps, last step.
 STEP_MESSAGE_KEYS: tuple[str, str] = ("step", "step_last")
 
+# Placeholders a skill step may use, filled when the step is sent from the participant's own
+# crisis resources (crisis/<CC>.yaml, the CrisisResources field named here), so that no step
+# hard-codes one country's numbers. The last two fields are optional: a country without one fills
+# nothing, so the checker only allows them as a sentence of their own (the step reads well without).
+STEP_PLACEHOLDERS: Mapping[str, str] = {
+    "resources": "summary",  # the crisis lines, as every crisis reply gives them
+    "emergency": "emergency",  # "If you are in danger ... call 911 now."
+    "emergency_number": "emergency_number",  # "911", "999", "112 or 999", ...
+    "drug_helpline": "drug_helpline",  # a drug and alcohol information and treatment line
+    "overdose_line": "overdose_line",  # a line that stays on the phone with someone using alone
+}
+# The lines of a crisis file the bot sends (skill steps through STEP_PLACEHOLDERS).
+SENT_RESOURCE_LINES: tuple[str, ...] = (
+    "summary", "emergency", "violence", "emergency_number", "drug_helpline", "overdose_line",
+)
+
+# Crisis replies (bot.conversation): what a participant, or an unknown number, gets when a text
+# reads as a crisis or a possible risk, or asks for help. Each says the texts are automated and
+# not monitored 24/7, so nobody takes the bot for a person watching. Every key starting crisis_ or
+# check_ is one; so are these.
+CRISIS_REPLY_KEYS: frozenset[str] = frozenset({"help_crisis", "checkin_low", "diary_safety_question"})
+# ...except the lines only ever sent together with such a reply (the emergency line before it, the
+# domestic-violence line and the safety-plan hint after it) and the counselors' reminder.
+CRISIS_REPLY_EXEMPT_KEYS: frozenset[str] = frozenset(
+    {"crisis_emergency", "crisis_violence", "crisis_plan_hint", "crisis_realert"}
+)
+# Crisis replies sent once the counselor has been alerted also say so, and that the counselor may
+# not see it right away. (crisis_third_party also reaches unknown numbers, who have no counselor
+# here, so it says this only of people in the program.)
+ALERTED_REPLY_KEYS: frozenset[str] = frozenset(
+    {"crisis_reply", "crisis_third_party", "crisis_followup_safe", "crisis_followup_unsafe", "crisis_open_reply"}
+)
+_AUTOMATED_RE = re.compile(r"\bautomated\b[^.]{0,20}\bnot (?:monitored|watched) 24/7", re.IGNORECASE)
+_ALERTED_RE = re.compile(
+    r"\bcounselor has been alerted(?: again)? but may not (?:see it right away|have seen it yet)", re.IGNORECASE
+)
+# Dead ends: replies after which the conversation has no next step (paused, opted out, not joined,
+# nothing more to offer, an answer the bot cannot use, a skill that made things worse). Each names
+# the crisis lines ({resources}), so a dead end always keeps a way out.
+DEAD_END_KEYS: frozenset[str] = frozenset({
+    "plan_none", "opted_out_confirmation", "more_exhausted", "menu_invalid", "paused_indefinitely",
+    "paused_until", "unknown_number", "consent_reminder", "encourage_worse",
+})
+
 MAX_SEPTETS = 306  # two concatenated GSM-7 segments (2 x 153)
 # Every distress state needs at least this many skills in helps_with, so MORE has real choices and
 # people whose medical flags hide some skills still get several.
@@ -263,6 +308,11 @@ REVEALING_STEMS: tuple[str, ...] = (
 )
 _REVEALING_RE = re.compile(r"\b(" + "|".join(REVEALING_STEMS) + r")\w*", re.IGNORECASE)
 _REPLY_NEXT_RE = re.compile(r"\b(?:reply|text|send|type)\s+[\"']?next\b", re.IGNORECASE)
+# The project writes US "practice" for the noun and the verb alike.
+_PRACTISE_RE = re.compile(r"\bpractis\w*", re.IGNORECASE)
+# A phone number or short code in a crisis line (three digits or more count), spaces and hyphens
+# inside; digits run into letters (1800RESPECT, 988lifeline.org) are a name, not a number.
+_NUMBER_RE = re.compile(r"(?<![\w-])\d[\d -]*\d(?!\w)")
 _KEBAB_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _MESSAGE_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -411,6 +461,10 @@ class Skill(_Strict):
         """(field, text) for every text of this skill that is sent to participants."""
         return _sendable_skill_texts(self.model_dump())
 
+    def step_text(self, index: int, resources: CrisisResources) -> str:
+        """Step `index` as sent to a participant whose crisis resources are `resources`."""
+        return fill_step(self.steps[index], resources)
+
 
 class Resource(_Strict):
     """One crisis service, for counselors and the HELP text."""
@@ -429,6 +483,8 @@ class CrisisResources(_Strict):
 
     `last_verified` is the date a person called or texted every number in the file, and
     `verified_by` who did: both or neither, and both must be written (null until someone checks).
+    `emergency_number`, `drug_helpline` and `overdose_line` are sent inside skill steps
+    (STEP_PLACEHOLDERS); the last two are optional, for countries that have such a line.
     """
 
     country: Annotated[str, AfterValidator(_check_country)]
@@ -439,6 +495,9 @@ class CrisisResources(_Strict):
     summary: Text
     emergency: Text
     violence: Text
+    emergency_number: Text
+    drug_helpline: Text | None = None
+    overdose_line: Text | None = None
 
     def unverified(self, today: date | None = None) -> list[str]:
         """Why these numbers cannot be trusted yet, one reason a line; empty when a person has
@@ -574,6 +633,21 @@ def _fill(key: str, template: str, values: Mapping[str, object]) -> str:
         raise KeyError(f"message {key!r} needs a value for {{{exc.args[0]}}}") from None
 
 
+def fill_step(text: str, resources: CrisisResources) -> str:
+    """A skill step with its {placeholders} (STEP_PLACEHOLDERS) filled from one country's crisis
+    resources. An optional line the country does not have is left out with its space."""
+    values = {name: getattr(resources, field) or "" for name, field in STEP_PLACEHOLDERS.items()}
+    return re.sub(r" {2,}", " ", text.format(**values)).strip()
+
+
+def _placeholder_names(text: str) -> frozenset[str] | None:
+    """The placeholder names in a text, or None when its braces cannot be parsed."""
+    try:
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name is not None)
+    except ValueError:
+        return None
+
+
 def export_library(lib: Library) -> list[dict[str, Any]]:
     """Every skill as a JSON-ready dict (all fields, dates as ISO strings), sorted by id."""
     return [lib.skills[sid].model_dump(mode="json") for sid in sorted(lib.skills)]
@@ -629,6 +703,7 @@ def _build(root: Path, today: date | None) -> tuple[Library | None, list[Problem
     _check_coverage(skills, problems)
     _check_trigger_overlap(skills, problems)
     _check_steps_as_sent(skills, messages, problems)
+    _check_step_placeholders(skills, resources, problems)
     problems.extend(check_rules_tables(root))  # rules/: crisis rules, matching lexicon, SMS spellings
     # rules/context.yaml, and models/ no older than training/
     problems.extend(Problem(file, field, message) for file, field, message in risk.check_tables(root))
@@ -758,6 +833,12 @@ def _sendable_skill_texts(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _check_skill_texts(data: Mapping[str, Any], report: _Report) -> None:
     for field, text in _sendable_skill_texts(data):
+        if field.startswith("steps"):
+            _check_step_syntax(text, field, report)
+            text = _render(text, {}) or text  # measured as sent, each placeholder a 20-character line
+        elif "{" in text or "}" in text:
+            report.error(field, "braces are only for {placeholders}, and only steps have them "
+                                f"({', '.join('{' + n + '}' for n in STEP_PLACEHOLDERS)})")
         _check_sms_text(text, field, report)
         if _REPLY_NEXT_RE.search(text):
             report.error(field, 'do not write "reply NEXT": the bot adds its own prompt after each step')
@@ -768,7 +849,7 @@ def _check_skill_texts(data: Mapping[str, Any], report: _Report) -> None:
                 "practice_prompt_discreet",
                 f"{match.group(0)!r} could reveal what the texts are about on a lock screen",
             )
-    steps = [t for f, t in _sendable_skill_texts(data) if f.startswith("steps")]
+    steps = [_render(t, {}) or t for f, t in _sendable_skill_texts(data) if f.startswith("steps")]
     long_steps = [i for i, s in enumerate(steps) if is_gsm7(s) and septets(s) > ONE_SEGMENT]
     for i in long_steps:
         report.warning(f"steps[{i}]", f"{septets(steps[i])} characters: over one SMS segment ({ONE_SEGMENT})")
@@ -777,8 +858,28 @@ def _check_skill_texts(data: Mapping[str, Any], report: _Report) -> None:
         report.error("steps", f"{share} steps exceed one SMS segment; at most a third may")
 
 
+def _check_step_syntax(text: str, field: str, report: _Report) -> None:
+    """A step's placeholders parse and are all in STEP_PLACEHOLDERS."""
+    names = _placeholder_names(text)
+    if names is None:
+        report.error(field, "bad placeholder braces; write {{ and }} for literal braces")
+        return
+    known = ", ".join("{" + n + "}" for n in STEP_PLACEHOLDERS)
+    for name in sorted(names - STEP_PLACEHOLDERS.keys()):
+        report.error(field, f"unknown placeholder {{{name}}}: a step may use {known}, filled from the "
+                            "participant's crisis resources (crisis/<CC>.yaml)")
+    try:
+        plain = all(not spec and not conversion for _, name, spec, conversion in string.Formatter().parse(text)
+                    if name is not None)
+    except ValueError:
+        plain = False
+    if not plain:
+        report.error(field, "placeholders must be plain names like {emergency_number}")
+
+
 def _check_sms_text(text: str, field: str, report: _Report, allowed_words: Collection[str] = ()) -> None:
-    """GSM-7 only, at most two segments, no carrier keywords or opt-in asks unless allowed."""
+    """GSM-7 only, at most two segments, no carrier keywords or opt-in asks unless allowed; one
+    spelling of "practice" (a warning)."""
     bad = non_gsm7_chars(text)
     if bad:
         shown = ", ".join(f"{c!r} (use {_PLAIN[c]!r})" if c in _PLAIN else repr(c) for c in bad)
@@ -800,6 +901,8 @@ def _check_sms_text(text: str, field: str, report: _Report, allowed_words: Colle
         if match.group(1).upper() not in allowed:
             word = match.group(1).upper()
             report.error(field, f"asks the reader to send {word!r}, a carrier opt-in keyword")
+    for match in _PRACTISE_RE.finditer(text):
+        report.warning(field, f"{match.group(0)!r}: write 'practice' (US spelling, noun and verb alike)")
 
 
 def _check_skill_rules(skill: Skill, report: _Report) -> None:
@@ -874,7 +977,8 @@ def _check_steps_as_sent(
     """Warn about steps that fit one segment alone but not once wrapped in the step message."""
     for skill in skills.values():
         total = len(skill.steps)
-        for i, step in enumerate(skill.steps):
+        for i, template_step in enumerate(skill.steps):
+            step = _render(template_step, {}) or template_step  # each placeholder a 20-character line
             key = STEP_MESSAGE_KEYS[1] if i == total - 1 else STEP_MESSAGE_KEYS[0]
             template = messages.get(key)
             if not isinstance(template, str) or not is_gsm7(step) or septets(step) > ONE_SEGMENT:
@@ -887,6 +991,38 @@ def _check_steps_as_sent(
                     f"shorten it by {septets(sent) - ONE_SEGMENT} to fit one SMS segment",
                     "warning",
                 ))
+
+
+def _check_step_placeholders(
+    skills: Mapping[str, Skill], resources: Mapping[str, CrisisResources], problems: list[Problem]
+) -> None:
+    """Every country can fill every step placeholder, and every step fits two segments once filled.
+
+    A country file without an optional line (drug_helpline, overdose_line) fills nothing, which
+    reads well only when the placeholder is a sentence of its own; anywhere else it is an error.
+    """
+    for skill in skills.values():
+        file = f"skills/{skill.id}.yaml"
+        for i, step in enumerate(skill.steps):
+            names = _placeholder_names(step)
+            if not names or not names <= STEP_PLACEHOLDERS.keys():
+                continue  # none, or reported with the skill's texts
+            for name in sorted(names):
+                field = STEP_PLACEHOLDERS[name]
+                lacking = sorted(code for code, entry in resources.items() if not getattr(entry, field))
+                alone = re.search(r"(?:^|[.!?] +)\{" + name + r"\}(?: +|$)", step)
+                if lacking and not alone:
+                    problems.append(Problem(file, f"steps[{i}]", (
+                        f"{{{name}}} cannot be filled for {', '.join(lacking)}: crisis/{lacking[0]}.yaml has no "
+                        f"{field}. Make the placeholder a sentence of its own, so the step reads well without "
+                        f"it, or add {field} to every crisis file")))
+            for code, entry in sorted(resources.items()):
+                sent = fill_step(step, entry)
+                length = septets(sent) if is_gsm7(sent) else len(sent)
+                if length > MAX_SEPTETS:
+                    problems.append(Problem(file, f"steps[{i}]", (
+                        f"{length} characters once filled with crisis/{code}.yaml; the limit is {MAX_SEPTETS} "
+                        "(two SMS segments)")))
 
 
 def _render(template: str, values: Mapping[str, object]) -> str | None:
@@ -910,6 +1046,7 @@ def _load_resources(root: Path, problems: list[Problem], today: date | None) -> 
         if entry is None:
             continue
         _check_verification(entry, file, report, today)
+        _check_sent_lines(entry, report)
         resources[entry.country] = entry
     for code in REQUIRED_COUNTRIES:
         if code not in resources and not (folder / f"{code}.yaml").exists():
@@ -1021,12 +1158,36 @@ def _check_resource_texts(data: Mapping[str, Any], stem: str, report: _Report) -
             for match in _SHORT_CODE_RE.finditer(text):
                 report.error(field, f"US-only short code {match.group(1)} in a non-US file")
         text = text.strip()
-        sent_line = field in ("summary", "emergency", "violence")
+        sent_line = field in SENT_RESOURCE_LINES
         if sent_line or field.startswith("resources"):
             exempt = KEYWORD_EXEMPTIONS.get(re.sub(r"\[\d+\]", "[]", field), frozenset()) & set(OPT_IN_WORDS)
             _check_sms_text(text, field, report, exempt)
         if sent_line and is_gsm7(text) and septets(text) > ONE_SEGMENT:
             report.warning(field, f"over one SMS segment ({ONE_SEGMENT}); crisis lines should be short")
+
+
+def _check_sent_lines(entry: CrisisResources, report: _Report) -> None:
+    """The sent lines name only numbers listed in `resources` (where counselors see them and
+    verification covers them); the emergency number alone is the one summary and emergency give;
+    the optional step lines are whole sentences (a step may end with one, or leave it out)."""
+    listed = {re.sub(r"\D", "", m.group(0)) for r in entry.resources for m in _NUMBER_RE.finditer(r.how)}
+    for field in SENT_RESOURCE_LINES:
+        text = getattr(entry, field) or ""
+        for match in _NUMBER_RE.finditer(text):
+            digits = re.sub(r"\D", "", match.group(0))
+            if len(digits) >= 3 and digits not in listed:
+                report.error(field, f"names {match.group(0)}, which no resource in this file lists (how): add it "
+                                    "there, so counselors see it and verifying the file covers it")
+    number = " ".join(entry.emergency_number.split()).lower()
+    for field in ("summary", "emergency"):
+        if number not in " ".join(getattr(entry, field).split()).lower():
+            report.error("emergency_number", f"{entry.emergency_number!r} is not in {field}: skill steps name "
+                                             "the emergency number alone, and it must be the one the crisis lines give")
+    for field in ("drug_helpline", "overdose_line"):
+        line = getattr(entry, field)
+        if line is not None and not (line[0].isupper() and line.endswith((".", "!", "?"))):
+            report.error(field, "must be one whole sentence (a capital first, a full stop last): skill steps send it "
+                                "as a sentence of its own")
 
 
 # --- messages -----------------------------------------------------------------------------------
@@ -1054,9 +1215,31 @@ def _load_messages(root: Path, problems: list[Problem]) -> dict[str, str | list[
         if any(n is not None and n != names[0] for n in names):
             report.error(key, "variants must use the same {placeholders}")
         messages[key] = variants[0].strip() if isinstance(value, str) else [v.strip() for v in variants]
+    _check_ways_out(messages, report)
     for key in sorted(REQUIRED_MESSAGE_KEYS - messages.keys()):
         report.error(key, "required message is missing")
     return messages
+
+
+def _check_ways_out(messages: Mapping[str, str | list[str]], report: _Report) -> None:
+    """Crisis replies say the texts are automated and not monitored 24/7 (and, after an alert, that
+    the counselor was alerted but may not see it right away); dead ends name the crisis lines."""
+    for key, value in messages.items():
+        crisis = (key.startswith(("crisis_", "check_")) or key in CRISIS_REPLY_KEYS) and (
+            key not in CRISIS_REPLY_EXEMPT_KEYS)
+        variants = [value] if isinstance(value, str) else value
+        for i, text in enumerate(variants):
+            field = key if isinstance(value, str) else f"{key}[{i}]"
+            flat = " ".join(text.split())
+            if crisis and not _AUTOMATED_RE.search(flat):
+                report.error(field, 'a crisis reply must say the texts are "automated, not monitored 24/7" '
+                                    "(as crisis_reply does)")
+            if key in ALERTED_REPLY_KEYS and not _ALERTED_RE.search(flat):
+                report.error(field, 'must say "your counselor has been alerted but may not see it right away" '
+                                    "(as crisis_reply does): the counselor was alerted")
+            if key in DEAD_END_KEYS and "resources" not in (_placeholder_names(text) or ()):
+                report.error(field, "a dead end (no next step) must keep a way out: add the crisis lines, "
+                                    '"In a crisis: {resources}"')
 
 
 def _message_variants(key: str, value: Any, report: _Report) -> list[str] | None:

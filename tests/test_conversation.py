@@ -53,7 +53,7 @@ def test_crisis_interrupts_a_running_exercise(sms: SmsPoster, db: Any, participa
     assert participant_row(db).conv_state == "crisis_followup"
 
 
-@pytest.mark.parametrize("answer", ["no", "not really", "idk", "yes but i still have them", "nah"])
+@pytest.mark.parametrize("answer", ["no", "not really", "idk", "yes but i still have them", "nah", "ok", "okay"])
 def test_an_unsafe_or_unclear_answer_to_are_you_safe_gets_the_lines_again_and_an_urgent_alert(
     sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any, answer: str,
 ) -> None:
@@ -91,6 +91,12 @@ def test_after_three_unsafe_answers_the_conversation_goes_on_but_never_offers_a_
         assert "MENU" not in " ".join(sms("no", from_=PHONE))
     assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 4
     assert participant_row(db).conv_state == "idle"
+    # Until a counselor acknowledges the event, a text that names nothing gets the lines, not a menu.
+    for text in ("hi", "whatever", "NEXT"):
+        (reply,) = sms(text, from_=PHONE)
+        assert "MENU" not in reply and "988" in reply and "automated" in reply and "PLAN" in reply, text
+    # Asking for the menu is still answered.
+    assert "Pick a kind of skill" in sms("MENU", from_=PHONE)[0]
 
 
 def test_overdose_leads_with_emergency_number(sms: SmsPoster, participant: Any) -> None:
@@ -445,3 +451,103 @@ def test_only_the_first_unclear_answer_alerts_again_but_every_unsafe_one_does(
     assert len(urgent) == 2  # the crisis, then the first unclear answer
     assert "988" in " ".join(sms("no", from_=PHONE))
     assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 3
+
+
+# --- skill texts follow the participant's country, and the medical screen its reason ------------------
+
+UK_PHONE = "+447400123456"
+SKILLS_WITH_NUMBERS = ("self-harm-urges", "overdose-safety", "after-a-slip", "about-moud")
+
+
+def latest_exercise(db: Any, phone: str) -> ExerciseSession | None:
+    with db.session() as s:
+        return s.scalar(select(ExerciseSession).join(Participant, Participant.id == ExerciseSession.participant_id)
+                        .where(Participant.phone == phone).order_by(ExerciseSession.id.desc()).limit(1))
+
+
+def run_from_a_nudge(sms: SmsPoster, db: Any, phone: str, skill_id: str) -> list[str]:
+    """Every reply while `skill_id` runs to its last step, started as a practice nudge starts it (OK)."""
+    def nudged(s: Any) -> None:
+        row = s.scalar(select(Participant).where(Participant.phone == phone))
+        row.conv_state, row.conv_data = "nudge", {"skill_id": skill_id}
+
+    db.run(nudged)
+    replies = sms("ok", from_=phone)
+    if "(1/" not in replies[-1]:
+        replies += sms("skip", from_=phone)  # the rating before
+    for _ in range(12):
+        if "text NEXT" not in replies[-1]:
+            break
+        replies += sms("next", from_=phone)
+    assert "Text DONE" in replies[-1], replies
+    running = latest_exercise(db, phone)
+    assert running is not None and running.skill_id == skill_id
+    return replies
+
+
+@pytest.mark.parametrize(("phone", "own", "foreign"), [
+    (UK_PHONE, ("116 123", "999", "0300 123 6600"), ("988", "911", "1-800", "SAMHSA", "Never Use Alone", "741741")),
+    (PHONE, ("988", "911", "1-800-484-3731", "1-800-662-4357", "741741"), ("116 123", "999", "FRANK")),
+])
+def test_skill_steps_send_the_crisis_numbers_of_the_participants_own_country(
+    sms: SmsPoster, db: Any, enroll_participant: Any, phone: str, own: tuple[str, ...], foreign: tuple[str, ...],
+) -> None:
+    enroll_participant(phone)
+    sent = " ".join(reply for skill_id in SKILLS_WITH_NUMBERS for reply in run_from_a_nudge(sms, db, phone, skill_id))
+    for number in own:
+        assert number in sent, number
+    for number in foreign:
+        assert number not in sent, number
+    assert "{" not in sent
+
+
+def offer_until(sms: SmsPoster, db: Any, phone: str, text: str, skill_id: str) -> list[str]:
+    """Text `text`, then MORE until `skill_id` is the skill offered; every reply on the way."""
+    replies = sms(text, from_=phone)
+    for _ in range(12):
+        running = latest_exercise(db, phone)
+        if running is not None and running.skill_id == skill_id:
+            return replies
+        replies += sms("more", from_=phone)
+    raise AssertionError(f"{skill_id} was never offered for {text!r}")
+
+
+def test_the_medical_screen_names_panic_only_when_the_skill_is_offered_for_panic(
+    sms: SmsPoster, db: Any, participant: Any, enroll_participant: Any, app: Any,
+) -> None:
+    screen_opening = app.extensions["library"].messages_list("medical_screen")[0].split(":")[0]
+    # Mental grounding sends the medical screen first when it is offered for panic...
+    replies = offer_until(sms, db, PHONE, "having a panic attack", "mental-grounding")
+    running = latest_exercise(db, PHONE)
+    assert running is not None and running.distress_state == "panic"
+    assert screen_opening in replies[-2] and "panic" in replies[-2] and "911" in replies[-2]
+    # ...and the same skill offered for racing thoughts sends no wording about panic at all.
+    other = "+12025550102"
+    enroll_participant(other)
+    replies = offer_until(sms, db, other, "cant stop thinking about it", "mental-grounding")
+    running = latest_exercise(db, other)
+    assert running is not None and running.distress_state == "rumination"
+    assert app.extensions["library"].skill("mental-grounding").medical_screen
+    assert not any("panic" in reply.lower() or screen_opening in reply for reply in replies), replies
+
+
+def test_a_third_party_crisis_reply_says_automated_and_alerted(
+    sms: SmsPoster, participant: Any, fake_twilio: Any,
+) -> None:
+    replies = sms("my friend wants to kill herself", from_=PHONE)
+    joined = " ".join(replies)
+    assert "automated, not monitored 24/7" in joined and "988" in joined
+    assert "counselor has been alerted but may not see it right away" in joined
+    assert any("URGENT" in b for b in fake_twilio.bodies_to(COUNSELOR_PHONE))
+
+
+@pytest.mark.parametrize("answer", ["ok im safe", "yeah im safe now", "im safe, just tired"])
+def test_a_safe_answer_is_never_read_as_a_new_risk_signal(
+    sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any, answer: str,
+) -> None:
+    sms("i want to kill myself tonight", from_=PHONE)
+    (reply,) = sms(answer, from_=PHONE)
+    assert "Thank you for answering" in reply
+    assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 1  # the first alert only
+    with db.session() as s:
+        assert [e.answer for e in s.scalars(select(CrisisEvent))] == ["safe"]

@@ -49,7 +49,11 @@ def test_possible_risk_gets_the_direct_question_with_crisis_lines_and_no_alert_y
     assert conv_state(db) == "check_pending"
 
 
-@pytest.mark.parametrize("answer", ["yes", "Yeah.", "kinda", "idk maybe", "no but sometimes"])
+@pytest.mark.parametrize("answer", [
+    "yes", "Yeah.", "kinda", "idk maybe", "no but sometimes",
+    # "im not ..." is not a denial by itself: unsure, not okay, or an opener before a yes.
+    "im not sure", "im not ok", "im not gonna lie, kinda", "ngl yes",
+])
 def test_a_yes_like_answer_starts_the_crisis_flow_and_alerts_the_counselor(
     sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any, answer: str
 ) -> None:
@@ -66,7 +70,8 @@ def test_a_yes_like_answer_starts_the_crisis_flow_and_alerts_the_counselor(
         assert s.scalar(select(Participant.crisis_hold)) is True
 
 
-@pytest.mark.parametrize("answer", ["no", "Nope", "not really", "no im ok, just exhausted"])
+@pytest.mark.parametrize("answer", ["no", "Nope", "not really", "no im ok, just exhausted", "honestly no",
+                                    "im not suicidal, just tired"])
 def test_a_no_like_answer_offers_a_skill_records_the_answer_and_sends_no_alert(
     sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any, answer: str
 ) -> None:
@@ -275,3 +280,59 @@ def test_an_unhappy_text_that_matches_no_state_gets_an_invitation_not_the_greeti
         assert s.scalar(select(ExerciseSession)) is None
     (greeting,) = sms("hi there", from_=PHONE)
     assert greeting not in app.extensions["library"].messages_list("none_invite")
+
+
+# --- answers sent while the database is down ----------------------------------------------------------
+
+
+def test_yes_to_the_direct_question_during_an_outage_gets_the_lines_and_alerts_once_the_database_is_back(
+    app: Any, sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any,
+) -> None:
+    from bot.scheduler import tick as scheduler_tick
+    from tests.test_faults import outage
+
+    sms(CHECK_TEXT, from_=PHONE)
+    with outage(app):
+        result = sms.post(sms.form("yes", PHONE))
+    # Which question was pending is in the database, so a yes-like reply gets the lines at once.
+    assert result.status == 200 and any("988" in r for r in result.replies)
+    assert fake_twilio.bodies_to(COUNSELOR_PHONE) == []
+    scheduler_tick(app)
+    alerts = [b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]
+    assert len(alerts) == 1
+    check, crisis = events(db)
+    assert (check.kind, check.answer) == ("check", "yes") and crisis.kind == "crisis"
+    assert conv_state(db) == "crisis_followup"
+
+
+def test_no_to_are_you_safe_during_an_outage_alerts_urgently_once_the_database_is_back(
+    app: Any, sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any,
+) -> None:
+    from bot.scheduler import tick as scheduler_tick
+    from tests.test_faults import outage
+
+    sms("i want to kill myself tonight", from_=PHONE)
+    assert len([b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]) == 1
+    with outage(app):
+        result = sms.post(sms.form("no", PHONE))
+    assert result.status == 200 and any("988" in r for r in result.replies)
+    scheduler_tick(app)
+    alerts = [b for b in fake_twilio.bodies_to(COUNSELOR_PHONE) if "URGENT" in b]
+    assert len(alerts) == 2 and "when asked after a crisis text" in alerts[1]
+    (event,) = events(db)
+    assert event.answer == "unsafe"
+
+
+def test_no_to_the_direct_question_during_an_outage_closes_it_without_an_alert(
+    app: Any, sms: SmsPoster, db: Any, participant: Any, fake_twilio: Any,
+) -> None:
+    from bot.scheduler import tick as scheduler_tick
+    from tests.test_faults import outage
+
+    sms(CHECK_TEXT, from_=PHONE)
+    with outage(app):
+        assert sms.post(sms.form("nope", PHONE)).status == 200
+    scheduler_tick(app)
+    assert fake_twilio.bodies_to(COUNSELOR_PHONE) == []
+    (event,) = events(db)
+    assert event.answer == "no" and conv_state(db) != "check_pending"  # (the same tick may send a nudge)

@@ -232,7 +232,7 @@ def test_message_checks(copy: Path) -> None:
             "carrier": "Text STOP to end this",
             "asks_yes": "Reply YES if that works",
             "help": "Reply STOP to opt out, START to rejoin.",
-            "consent_reminder": "Reply YES to join.",
+            "consent_reminder": "Reply YES to join. In a crisis: {resources}",  # a dead end names the lines
             "variants": ["Hi {name}", "Hello {nom}"],
             "braces": "Hi {name",
             "spec": "Hi {name!r}",
@@ -701,7 +701,7 @@ def test_lapse_is_a_state_with_at_least_four_routed_skills(library: Library) -> 
 
 
 def test_overdose_safety_names_naloxone_911_and_never_use_alone(library: Library) -> None:
-    text = " ".join(library.skill("overdose-safety").steps)
+    text = " ".join(sent_steps(library, "overdose-safety", "US"))
     for needed in ("naloxone", "Narcan", "911", "1-800-484-3731", "tolerance", "fentanyl", "benzos", "doctor"):
         assert needed.lower() in text.lower(), needed
 
@@ -742,6 +742,12 @@ NEW_SKILLS = (
 
 def steps_text(library: Library, skill_id: str) -> str:
     return " ".join(library.skill(skill_id).steps).lower()
+
+
+def sent_steps(library: Library, skill_id: str, country: str) -> list[str]:
+    """The skill's steps as a participant in `country` gets them: placeholders filled."""
+    skill = library.skill(skill_id)
+    return [skill.step_text(i, library.crisis_resources(country)) for i in range(len(skill.steps))]
 
 
 @pytest.mark.parametrize("state", STATES)
@@ -840,7 +846,7 @@ def test_moud_card_names_the_three_medicines_and_sends_to_the_prescriber(library
 
 def test_self_harm_skill_follows_safe_messaging(library: Library) -> None:
     skill = library.skill("self-harm-urges")
-    text = steps_text(library, "self-harm-urges")
+    text = " ".join(sent_steps(library, "self-harm-urges", "US")).lower()
     for needed in ("wait 15 minutes", "distance", "ice", "reach out", "988"):
         assert needed in text, needed
     for method in ("cut", "blade", "razor", "burn", "pill", "elastic", "rubber band", "snap"):
@@ -871,3 +877,179 @@ def test_every_message_the_code_names_is_required_of_the_library() -> None:
     for path in (ROOT / "bot").rglob("*.py"):
         named |= {key for key in re.findall(r'"([a-z][a-z_0-9]+)"', path.read_text()) if key in messages}
     assert named - REQUIRED_MESSAGE_KEYS == set()
+
+
+# --- numbers in steps follow the participant's country ------------------------------------------
+
+SKILLS_WITH_NUMBERS = ("self-harm-urges", "after-a-slip", "overdose-safety", "about-moud")
+# What each country's participants get in those skills, and numbers no one outside the US may get.
+COUNTRY_NUMBERS = {
+    "US": ("988", "911", "1-800-484-3731", "1-800-662-4357"),
+    "CA": ("988", "911", "1-888-688-6677"),
+    "GB": ("116 123", "999", "0300 123 6600"),
+    "IE": ("116 123", "112 or 999", "1800 459 459"),
+    "AU": ("13 11 14", "000", "1800 250 015"),
+    "XX": ("findahelpline.com", "your local emergency number"),
+}
+US_ONLY = ("911", "988", "1-800", "SAMHSA", "Never Use Alone", "741741")
+
+
+def test_no_sent_skill_text_writes_a_crisis_number_itself(library: Library) -> None:
+    listed = {re.sub(r"\D", "", m.group(0)) for entry in library.resources.values() for r in entry.resources
+              for m in skills_module._NUMBER_RE.finditer(r.how)}
+    listed = {n for n in listed if len(n) >= 3}
+    for skill in library.skills.values():
+        for field, text in skill.sent_texts():
+            found = {re.sub(r"\D", "", m.group(0)) for m in skills_module._NUMBER_RE.finditer(text)}
+            assert not found & listed, (skill.id, field, text)
+
+
+@pytest.mark.parametrize("country", sorted(COUNTRY_NUMBERS))
+def test_steps_send_the_numbers_of_the_participants_country(library: Library, country: str) -> None:
+    sent = " ".join(t for sid in SKILLS_WITH_NUMBERS for t in sent_steps(library, sid, country))
+    for number in COUNTRY_NUMBERS[country]:
+        assert number in sent, (country, number)
+    if country not in ("US", "CA"):
+        for number in US_ONLY:
+            assert number not in sent, (country, number)
+    assert "{" not in sent and "  " not in sent
+
+
+def test_a_missing_optional_line_leaves_a_step_that_reads_well(library: Library) -> None:
+    skill = library.skill("overdose-safety")
+    (step,) = [i for i, s in enumerate(skill.steps) if "{overdose_line}" in s]
+    assert skill.step_text(step, library.crisis_resources("GB")) == "Try not to use alone."
+    assert "1-888-688-6677" in skill.step_text(step, library.crisis_resources("CA"))
+    moud = sent_steps(library, "about-moud", "CA")[-1]
+    assert moud.endswith("Ask your counselor or prescriber.")
+
+
+def test_an_unknown_step_placeholder_is_refused(copy: Path) -> None:
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Call {hotline} or {emergency_number} now."))
+    (problem,) = find(check_library(copy), HALT, "steps[1]", "unknown placeholder {hotline}")
+    assert problem.severity == "error" and "{emergency_number}" in problem.message
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Call {emergency_number!r} or {resources"))
+    assert find(check_library(copy), HALT, "steps[1]", "braces")
+
+
+def test_a_step_placeholder_some_country_cannot_fill_is_refused(copy: Path) -> None:
+    # Mid-sentence, an empty line would leave "Ask your prescriber or ." for Canada and XX.
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Ask your prescriber or {drug_helpline} today."))
+    (problem,) = find(check_library(copy), HALT, "steps[1]", "{drug_helpline} cannot be filled for CA, XX")
+    assert problem.severity == "error"
+    # As a sentence of its own it may be left out.
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Ask your prescriber. {drug_helpline}"))
+    assert beyond_unverified(check_library(copy, today=VERIFIED)) == []
+    # Every country has an emergency number (a required field), so it may stand mid-sentence.
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "If you are hurt, call {emergency_number} now."))
+    assert beyond_unverified(check_library(copy, today=VERIFIED)) == []
+    edit(copy / "crisis/GB.yaml", lambda d: d.pop("emergency_number"))
+    assert find(check_library(copy), "crisis/GB.yaml", "emergency_number", "required")
+
+
+def test_a_step_too_long_once_filled_for_one_country_is_an_error(copy: Path) -> None:
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Breathe. " * 20 + "{resources}"))
+    problems = find(check_library(copy), HALT, "steps[1]", "once filled with crisis/XX.yaml")
+    assert problems and problems[0].severity == "error"
+
+
+def test_titles_and_prompts_take_no_placeholders(copy: Path) -> None:
+    edit(copy / HALT, lambda d: d.update(practice_prompt="Save {resources} in your phone."))
+    assert find(check_library(copy), HALT, "practice_prompt", "only steps")
+
+
+def test_sent_crisis_lines_name_only_listed_numbers_and_the_same_emergency_number(copy: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data.update(drug_helpline="FRANK gives drugs advice on 0300 123 9999.", emergency_number="112",
+                    overdose_line="call the line")
+
+    edit(copy / "crisis/GB.yaml", change)
+    problems = check_library(copy)
+    assert find(problems, "crisis/GB.yaml", "drug_helpline", "0300 123 9999")
+    assert find(problems, "crisis/GB.yaml", "emergency_number", "not in summary")
+    assert find(problems, "crisis/GB.yaml", "overdose_line", "whole sentence")
+
+
+# --- crisis replies and dead ends ----------------------------------------------------------------
+
+
+def crisis_reply_keys(library: Library) -> list[str]:
+    return sorted(k for k in library.messages if (k.startswith(("crisis_", "check_")) or k in
+                                                  skills_module.CRISIS_REPLY_KEYS)
+                  and k not in skills_module.CRISIS_REPLY_EXEMPT_KEYS)
+
+
+def test_every_crisis_reply_says_automated_and_alerted_replies_say_so(library: Library) -> None:
+    keys = crisis_reply_keys(library)
+    assert {"crisis_reply", "crisis_third_party", "help_crisis", "check_question", "check_reask", "check_no",
+            "checkin_low"} <= set(keys)
+    for key in keys:
+        text = " ".join(library.messages_list(key))
+        assert "automated" in text and "24/7" in text, key
+    for key in skills_module.ALERTED_REPLY_KEYS & library.messages.keys():
+        assert "counselor has been alerted" in " ".join(library.messages_list(key)), key
+    third = library.message("crisis_third_party", resources="Call 988.", program="IOP")
+    assert "automated, not monitored 24/7" in third and "may not see it right away" in third
+
+
+@pytest.mark.parametrize(("key", "text", "missing"), [
+    ("crisis_third_party", "Thanks for looking out for them: {resources} These texts are automated, not "
+                           "monitored 24/7.", "alerted"),
+    ("crisis_reply", "Help is there right now: {resources} Your counselor has been alerted.", "automated"),
+    ("help_crisis", "In a crisis, reach a person now: {resources}", "automated"),
+    ("check_no", "Thanks. If that changes: {resources}", "automated"),
+    ("crisis_new_reply", "Please call {resources}", "automated"),  # any future crisis_ key
+])
+def test_a_crisis_reply_without_the_wording_fails_the_check(copy: Path, key: str, text: str, missing: str) -> None:
+    write_messages(copy, {key: text})
+    (problem,) = find(check_library(copy), "messages.yaml", key, missing)
+    assert problem.severity == "error"
+
+
+def test_lines_sent_only_alongside_a_crisis_reply_are_exempt(copy: Path) -> None:
+    write_messages(copy, {"crisis_emergency": "{emergency}", "crisis_plan_hint": "Text PLAN for your plan."})
+    assert beyond_unverified(check_library(copy, today=VERIFIED)) == []
+
+
+@pytest.mark.parametrize("key", sorted(skills_module.DEAD_END_KEYS))
+def test_a_dead_end_without_the_crisis_lines_fails_the_check(library: Library, copy: Path, key: str) -> None:
+    assert "{resources}" in " ".join(library.messages_list(key))  # as shipped
+    shipped = library.messages[key]
+    write_messages(copy, {key: "Nothing more here." if isinstance(shipped, str) else ["Nothing more here."]})
+    problems = find(check_library(copy), "messages.yaml", key if isinstance(shipped, str) else f"{key}[0]",
+                    "{resources}")
+    assert problems and problems[0].severity == "error"
+    with pytest.raises(LibraryError, match="dead end"):
+        load_library(copy)
+
+
+def test_the_fixed_dead_ends_are_listed() -> None:
+    assert {"plan_none", "opted_out_confirmation", "more_exhausted", "menu_invalid", "paused_indefinitely",
+            "paused_until"} <= skills_module.DEAD_END_KEYS
+
+
+# --- sources and spelling -----------------------------------------------------------------------
+
+
+def test_no_source_is_cited_from_memory(library: Library) -> None:
+    for skill in library.skills.values():
+        for source in skill.sources:
+            assert not skills_module._UNVERIFIED_RE.search(source.citation), (skill.id, source.citation)
+    for skill_id in ("about-cbt", "about-mindfulness"):
+        urls = [s.url for s in library.skill(skill_id).sources]
+        assert any(u.startswith("https://doi.org/10.") for u in urls), skill_id
+
+
+def test_content_is_spelled_practice() -> None:
+    for path in [DEFAULT_LIBRARY_PATH / "messages.yaml", DEFAULT_LIBRARY_PATH / "diary_card.yaml",
+                 *(DEFAULT_LIBRARY_PATH / "skills").glob("*.yaml"), *(DEFAULT_LIBRARY_PATH / "crisis").glob("*.yaml")]:
+        assert "practis" not in path.read_text(encoding="utf-8").lower(), path.name
+
+
+def test_practise_in_a_sent_text_is_warned(copy: Path) -> None:
+    edit(copy / HALT, lambda d: d["steps"].__setitem__(1, "Practise this once a day."))
+    write_messages(copy, {"none_menu": "Text MENU to practise a skill."})
+    problems = check_library(copy)
+    for file, field in ((HALT, "steps[1]"), ("messages.yaml", "none_menu")):
+        (problem,) = find(problems, file, field, "'practice'")
+        assert problem.severity == "warning"
