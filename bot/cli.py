@@ -226,9 +226,6 @@ def classify(explain: bool) -> None:
                 "model_probability": None if assessment.model_probability is None
                 else round(assessment.model_probability, 3),
                 "model_cues": list(assessment.model_cues),  # the n-grams that pushed the model most
-                # the embedding model's probability, averaged with the n-grams' (null: not needed)
-                "e5_probability": None if assessment.e5_probability is None
-                else round(assessment.e5_probability, 3),
                 "vague": assessment.vague,  # would be crisis within the context window of recent risk
                 "evidence": list(evidence),
             }

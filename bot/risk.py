@@ -23,11 +23,7 @@ How the layers combine (each named in `reasons`, for --explain):
    are all in the past without such markers are `check` at most.
 3. The learned layer (`bot.learned`, OR-ed with the rules) lifts `none` to `check` when its
    probability reaches the model's threshold. It never decides `crisis` alone: its false alarms
-   are too frequent to act on without asking. It has two models: character/word n-grams, and a
-   second opinion from the multilingual-e5-small embedding; their probabilities are averaged
-   (held-out families: more recall at the same false alarms than either alone). The embedding is
-   computed only when it can change the answer: when the n-gram probability is high enough that
-   the average could reach the threshold.
+   are too frequent to act on without asking.
 4. Context: within RISK_CONTEXT_HOURS of a check or crisis event, a vague intent or farewell
    ("gonna do it tonight", "bye everyone") or any `check` text becomes `crisis`
    (`escalate`). The same words from someone with no recent risk are not.
@@ -58,7 +54,6 @@ TIERS = (CRISIS, CHECK, NONE)
 LIBRARY = Path(__file__).resolve().parent.parent / "skills_library"
 CONTEXT_FILE = Path("rules") / "context.yaml"
 RISK_MODEL_FILE = Path("models") / "risk.json.gz"
-RISK_E5_MODEL_FILE = Path("models") / "risk_e5.json.gz"  # the second opinion (its threshold is the average's)
 
 # The learned layer needs some words to judge: a one- or two-word text ("nope", "not really") is
 # an answer or a greeting far more often than a disclosure, and vague short wording is what the
@@ -78,9 +73,6 @@ class RiskAssessment:
     vague: bool  # vague intent or farewell wording: `crisis` only with recent risk
     reasons: tuple[str, ...]
     model_cues: tuple[str, ...] = ()
-    # The e5 second opinion, when it was computed (it is averaged with `model_probability`, the
-    # n-gram model's); None when the n-grams alone already settle the question.
-    e5_probability: float | None = None
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -199,12 +191,6 @@ def _risk_model(library: Path = LIBRARY) -> learned.LinearModel | None:
     return learned.load(path) if path.exists() else None
 
 
-@lru_cache(maxsize=4)
-def _second_opinion(library: Path = LIBRARY) -> learned.LinearModel | None:
-    path = library / RISK_E5_MODEL_FILE
-    return learned.load(path) if path.exists() else None
-
-
 def assess(text: str, *, state: str | None = None, explain: bool = False, model: bool = True,
            library: Path = LIBRARY) -> RiskAssessment:
     """The tier of `text` on its own (no context). Pure; never raises on any string.
@@ -242,7 +228,6 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         else:
             tier = CRISIS
     probability: float | None = None
-    opinion: float | None = None
     cues: tuple[str, ...] = ()
     layer = _risk_model(library) if model else None
     if layer is not None and len(canon.split()) >= MODEL_MIN_WORDS:
@@ -250,26 +235,13 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         prediction = layer.predict(canon, explain=5 if explain else 0)
         probability = prediction.of("risk")
         cues = prediction.cues
-        second = _second_opinion(library) if tier == NONE and not discounted else None
-        threshold = second.threshold if second is not None else layer.threshold
-        needed = max(threshold, ctx.gate_threshold) if state in ctx.gate_states else threshold
-        score, described = probability, f"ngrams {probability:.2f}"
-        if second is not None:
-            # The average reaches `needed` only if the n-grams give at least 2 * needed - 1 (the
-            # embedding's probability is at most 1); below that the embedding is not computed.
-            if probability >= 2 * needed - 1:
-                opinion = second.predict(text).of("risk")
-                score = (probability + opinion) / 2
-                described += f", e5 {opinion:.2f}, mean {score:.2f}"
-            else:
-                score = -1.0
-                described += " (too low for the e5 opinion to matter)"
-        if tier == NONE and not discounted and score >= needed:
+        needed = max(layer.threshold, ctx.gate_threshold) if state in ctx.gate_states else layer.threshold
+        if tier == NONE and probability >= needed and not discounted:
             tier = CHECK
-            reasons.append(f"model:{described}>={needed}")
+            reasons.append(f"model:{probability:.2f}>={needed}")
         elif explain:
-            reasons.append(f"model:{described}")
-    return RiskAssessment(tier, rules, probability, vague is not None, tuple(reasons), cues, opinion)
+            reasons.append(f"model:{probability:.2f}")
+    return RiskAssessment(tier, rules, probability, vague is not None, tuple(reasons), cues)
 
 
 def needs_context(assessment: RiskAssessment) -> bool:

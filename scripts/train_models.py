@@ -12,7 +12,8 @@ probability whose false-alarm rate on safe texts stays within --max-false-alarms
 
 Output: skills_library/models/risk.json.gz and states.json.gz (see bot/learned.py), each with
 the SHA-256 of the files it was trained on. Training is deterministic: the same texts give the
-same bytes.
+same bytes. The state model's embeddings are cached in .cache/e5-embeddings.npz (not committed;
+delete it to re-embed).
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ MODELS = ROOT / "skills_library" / "models"
 STATE_FILES = tuple(sorted(TRAINING.glob("states*.tsv")))
 RISK_FILES = tuple(sorted(TRAINING.glob("risk_*.tsv"))) + STATE_FILES
 MIN_DF = 2
+EMBEDDING_CACHE = ROOT / ".cache" / "e5-embeddings.npz"
+
+
+def embed_cached(texts: list[str]) -> np.ndarray:
+    """e5 embeddings of `texts` (one row each), reusing the cache for texts embedded before."""
+    cached: dict[str, np.ndarray] = {}
+    if EMBEDDING_CACHE.exists():
+        with np.load(EMBEDDING_CACHE, allow_pickle=False) as data:
+            cached = dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
+    missing = sorted({t for t in texts if t not in cached})
+    if missing:
+        print(f"  embedding {len(missing)} new texts (cached: {len(cached)})")
+        for start in range(0, len(missing), 256):
+            chunk = missing[start:start + 256]
+            cached.update(zip(chunk, np.array(embed(chunk)), strict=True))
+        EMBEDDING_CACHE.parent.mkdir(exist_ok=True)
+        keys = sorted(cached)
+        np.savez(EMBEDDING_CACHE, texts=np.array(keys), vectors=np.array([cached[k] for k in keys]))
+    return np.array([cached[t] for t in texts])
 
 
 def read_rows(files: tuple[Path, ...]) -> list[dict[str, str]]:
@@ -111,8 +131,8 @@ def cross_validate(texts: list[str], labels: list[str], groups: list[str], c: fl
 def choose_threshold(scores: list[float], rules: list[bool], hard: list[bool], max_false_alarms: float) -> float:
     """The lowest threshold at which rules OR model flag at most `max_false_alarms` of the hard
     negatives (safe texts written to look like risk), on held-out families."""
-    for step in range(5, 100):
-        threshold = step / 100
+    for step in range(10, 200):
+        threshold = step / 200
         flagged = sum(1 for s, r, h in zip(scores, rules, hard, strict=True) if h and (r or s >= threshold))
         if flagged <= max_false_alarms * sum(hard):
             return threshold
@@ -167,7 +187,7 @@ def train_states(args: argparse.Namespace) -> None:
     groups = [r["family"] for r in rows]
     print(f"states: {len(texts)} texts, {len(set(groups))} families, {len(set(labels))} states, "
           f"encoder {args.state_encoder}")
-    vectors = np.array(embed(texts)) if args.state_encoder == E5 else None
+    vectors = embed_cached(texts) if args.state_encoder == E5 else None
     best = None
     for c in args.c:
         if vectors is not None:

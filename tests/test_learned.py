@@ -160,3 +160,4 @@ def test_long_texts_are_clipped_before_the_encoder_so_nobody_can_stall_a_worker(
         assert text.startswith(clipped)
     short = "my chest is tight and i cant stop shaking"
     assert learned._clip(encoder, short) == short  # what the models were trained on is untouched
+
