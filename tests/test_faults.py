@@ -237,14 +237,20 @@ def test_a_cancelled_row_never_flips_back_to_sent(app: Any, participant: Any, db
         assert s.scalar(select(func.count()).select_from(Message).where(Message.twilio_sid == "SM" + "f" * 32)) == 1
 
 
-def test_a_carrier_opt_out_in_a_status_callback_opts_the_participant_out(
-    app: Any, sms: SmsPoster, participant: Any, db: Any, fake_twilio: Any, clock: Any,
-) -> None:
+def _carrier_opt_out(db: Any, participant: Any, clock: Any) -> tuple[dict[str, str], int]:
+    """A status callback saying the carrier refused the invitation because the person opted out
+    (21610), and a practice text waiting in the outbox."""
     with db.session() as s:
         sid = s.scalar(select(Message.twilio_sid).where(Message.kind == "invitation"))
     row_id = _pending_practice(db, participant, clock)
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610",
-              "AccountSid": "AC"}
+    return ({"MessageSid": sid, "SmsSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610",
+             "AccountSid": "AC"}, row_id)
+
+
+def test_a_carrier_opt_out_in_a_status_callback_opts_the_participant_out(
+    app: Any, sms: SmsPoster, participant: Any, db: Any, fake_twilio: Any, clock: Any,
+) -> None:
+    params, row_id = _carrier_opt_out(db, participant, clock)
     result = sms.post(params, url="http://localhost/sms/status", path="/sms/status")
     assert result.status == 200
     with db.session() as s:
@@ -262,11 +268,7 @@ def test_a_carrier_opt_out_in_a_status_callback_opts_the_participant_out(
 def test_a_carrier_opt_out_in_a_status_callback_during_an_outage_is_kept_and_applied_later(
     app: Any, sms: SmsPoster, participant: Any, db: Any, fake_twilio: Any, clock: Any,
 ) -> None:
-    with db.session() as s:
-        sid = s.scalar(select(Message.twilio_sid).where(Message.kind == "invitation"))
-    row_id = _pending_practice(db, participant, clock)
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610",
-              "AccountSid": "AC"}
+    params, row_id = _carrier_opt_out(db, participant, clock)
     with outage(app):
         result = sms.post(params, url="http://localhost/sms/status", path="/sms/status")
     # 200: Twilio would not post the callback again after an error answer; it is kept instead.
@@ -278,7 +280,7 @@ def test_a_carrier_opt_out_in_a_status_callback_during_an_outage_is_kept_and_app
     with db.session() as s:
         assert s.scalar(select(Participant.status)) == "opted_out"
         assert s.get(Outbox, row_id).status == "cancelled"
-        assert s.scalar(select(Message.error_code).where(Message.twilio_sid == sid)) == "21610"
+        assert s.scalar(select(Message.error_code).where(Message.twilio_sid == params["MessageSid"])) == "21610"
         audit = s.scalars(select(AuditLog).where(AuditLog.action == "opt_out")).one()
         assert audit.actor == "carrier" and audit.created_at == clock.now - timedelta(minutes=2)
     tick(app)  # applied once
