@@ -15,7 +15,6 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import BooleanField, DateField, IntegerField, SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -72,16 +71,6 @@ def _title_of(library: Any) -> Callable[[str], str]:
         except KeyError:
             return skill_id  # a skill since removed from the library
     return title
-
-
-def _optional_url(endpoint: str, **values: Any) -> str | None:
-    """A link to a page another part of the dashboard provides, or None while it does not exist."""
-    if endpoint not in current_app.view_functions:
-        return None
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 def _label(participant: Participant) -> str:
@@ -150,8 +139,8 @@ def client(participant_id: int) -> str:
         last_nudge_day=records.last_program_day(participant),
         today=records.local_date(moment, zone),
         days=records.days_text(participant.nudge_days),
-        crisis_url=lambda event_id: _optional_url("dashboard.crisis", event_id=event_id),
-        plan_url=_optional_url("dashboard.plan", participant_id=participant.id),
+        crisis_url=lambda event_id: url_for("dashboard.crisis", event_id=event_id),
+        plan_url=url_for("dashboard.plan", participant_id=participant.id),
         aftercare_max=DISCHARGE_AFTERCARE_MAX,
         grid=view.diary,
     )

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -74,16 +73,6 @@ def _when(moment: datetime | None, zone_name: str | None) -> str:
     zone = _zone(zone_name)
     local = moment.astimezone(zone or UTC)
     return f"{local:%a %d %b %Y %H:%M} {local.tzname() or 'UTC'}"
-
-
-def _optional_url(endpoint: str, **values: Any) -> str | None:
-    """A link to a page another part of the dashboard provides, or None while it does not exist."""
-    if endpoint not in current_app.view_functions:
-        return None
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 def _names(s: Session, emails: set[str]) -> dict[str, str]:
@@ -210,8 +199,8 @@ def _render(page: EventPage, form: AckForm) -> str:
     pid = page.participant_id
     return render_template(
         "dashboard/crisis.html", page=page, e=page.row, form=form, outcomes=domain.OUTCOMES,
-        client_url=_optional_url("dashboard.client", participant_id=pid) if pid else None,
-        plan_url=_optional_url("dashboard.plan", participant_id=pid) if pid and page.has_plan else None,
+        client_url=url_for("dashboard.client", participant_id=pid) if pid else None,
+        plan_url=url_for("dashboard.plan", participant_id=pid) if pid and page.has_plan else None,
     )
 
 
