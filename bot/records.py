@@ -142,6 +142,14 @@ class EventEntry:
 Entry = TextEntry | ExerciseEntry | CheckinEntry | NudgeEntry | EventEntry
 
 
+def _newest(session: Session, model: Any, at: Any, participant_id: int, take: int) -> list[Any]:
+    """A participant's `take` newest rows of `model` by its time column `at` (ties: newest id)."""
+    return list(session.scalars(
+        select(model).where(model.participant_id == participant_id)
+        .order_by(at.desc(), model.id.desc()).limit(take)
+    ))
+
+
 @dataclass(frozen=True)
 class TimelinePage:
     entries: list[Entry]
@@ -165,24 +173,15 @@ def timeline(session: Session, participant: Participant, title_of: Callable[[str
         .where(Message.participant_id == pid)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(take)
     ).all()
-    exercises = session.scalars(
-        select(ExerciseSession).where(ExerciseSession.participant_id == pid)
-        .order_by(ExerciseSession.started_at.desc(), ExerciseSession.id.desc()).limit(take)
-    ).all()
-    checkins = session.scalars(
-        select(MoodCheckin).where(MoodCheckin.participant_id == pid)
-        .order_by(MoodCheckin.created_at.desc(), MoodCheckin.id.desc()).limit(take)
-    ).all()
+    exercises = _newest(session, ExerciseSession, ExerciseSession.started_at, pid, take)
+    checkins = _newest(session, MoodCheckin, MoodCheckin.created_at, pid, take)
     nudges = session.execute(
         select(NudgeLog, Outbox.status, Outbox.error_code, Outbox.sent_at)
         .outerjoin(Outbox, Outbox.id == NudgeLog.outbox_id)
         .where(NudgeLog.participant_id == pid)
         .order_by(NudgeLog.planned_at.desc(), NudgeLog.id.desc()).limit(take)
     ).all()
-    events = session.scalars(
-        select(CrisisEvent).where(CrisisEvent.participant_id == pid)
-        .order_by(CrisisEvent.created_at.desc(), CrisisEvent.id.desc()).limit(take)
-    ).all()
+    events = _newest(session, CrisisEvent, CrisisEvent.created_at, pid, take)
 
     streams: list[list[Entry]] = [
         [TextEntry(at=r.created_at, id=r.id, direction=r.direction, kind=r.kind, body=r.body, status=r.status,
