@@ -667,3 +667,24 @@ def test_wanting_to_join_someone_who_died_is_current_even_on_an_anniversary() ->
 
     assert risk.assess("today is a year since he died. i want to join him").tier != risk.NONE
     assert risk.assess("a year since my overdose, i want to join the alumni group").tier == risk.NONE
+
+
+@pytest.mark.parametrize("text", [
+    "swallowed 30 advil a couple hours ago, feel ok so i guess im fine",
+    "smoked fent for the first time after 4 months sober and im feeling real heavy",
+])
+def test_a_recent_overdose_told_calmly_is_not_read_as_recovery_talk(text: str) -> None:
+    from bot import risk
+
+    result = risk.assess(text, model=False)
+    assert result.tier == risk.CRISIS, (text, result.reasons)
+    assert not any(r.startswith("recovery:") for r in result.reasons)
+
+
+def test_i_mean_that_is_emphasis_not_a_clarification() -> None:
+    from bot import risk
+
+    result = risk.assess("theres no reason to keep going and i mean that", model=False)
+    assert result.tier != risk.NONE, result.reasons
+    assert risk.assess("yesterday when i said i wanted to end it i mean the group chat",
+                       model=False).tier == risk.NONE
