@@ -688,3 +688,25 @@ def test_i_mean_that_is_emphasis_not_a_clarification() -> None:
     assert result.tier != risk.NONE, result.reasons
     assert risk.assess("yesterday when i said i wanted to end it i mean the group chat",
                        model=False).tier == risk.NONE
+
+
+@pytest.mark.parametrize("text", [
+    "day 2 without drinking and my hands are shaking so much i spilled my coffee",
+    "stopped drinking two days ago, sweating through my sheets",
+    "coming off benzos at home and my heart is racing",
+])
+def test_the_first_days_off_alcohol_or_benzos_with_body_signs_reach_a_person(text: str) -> None:
+    from bot import risk
+
+    result = risk.assess(text, model=False)
+    assert result.tier == risk.CRISIS and "medical" in result.categories, (text, result.reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "day 3 no alcohol, feeling great honestly",
+    "quit drinking a year ago, shaking hands at my interview lol",
+])
+def test_sober_days_without_withdrawal_signs_are_not_a_medical_crisis(text: str) -> None:
+    from bot import risk
+
+    assert risk.assess(text, model=False).tier == risk.NONE
