@@ -4,8 +4,8 @@ Run: .venv/bin/python bench/matching_eval.py [--errors] [--goemotions-errors N] 
 
 Prints top-1 accuracy (overall and per state) and a confusion table for tests/data/states_dev.tsv,
 tests/data/states_holdout.tsv and the blind sets bench/blind/states_blind.tsv, states_blind_2.tsv,
-states_blind_3.tsv and states_blind_4.tsv (each written by someone who had seen neither the lexicon nor the training texts;
-only their figures are printed, never their rows),
+states_blind_3.tsv and states_blind_4.tsv (each written by someone who had seen neither the lexicon
+nor the training texts; only their figures are printed, never their rows),
 then macro recall over five classes on GoEmotions dev and test. Figures are given for the lexicon
 alone and with the learned fallback (texts in which the lexicon finds nothing).
 Tune on states_dev.tsv and GoEmotions dev.tsv only; the holdout, blind and GoEmotions test are reported.
