@@ -23,7 +23,10 @@ How the layers combine (each named in `reasons`, for --explain):
    are all in the past without such markers are `check` at most.
 3. The learned layer (`bot.learned`, OR-ed with the rules) lifts `none` to `check` when its
    probability reaches the model's threshold. It never decides `crisis` alone: its false alarms
-   are too frequent to act on without asking.
+   are too frequent to act on without asking. A plain denial with nothing current after it
+   ("no im not going to hurt myself, just venting") gets no question from it; a text read as
+   recovery talk does when the model is very sure (the reading can be wrong: "2 years sober and
+   i used my old amount").
 4. Context: within RISK_CONTEXT_HOURS of a check or crisis event, a vague intent or farewell
    ("gonna do it tonight", "bye everyone") or any `check` text becomes `crisis`
    (`escalate`). The same words from someone with no recent risk are not.
@@ -91,9 +94,11 @@ class ContextTables:
     current: re.Pattern[str]
     mention: re.Pattern[str]
     clarify: re.Pattern[str]
+    denial: re.Pattern[str]
     mention_rules: frozenset[str]
     gate_states: frozenset[str]
     gate_threshold: float
+    recovery_threshold: float
     yes: re.Pattern[str]
     no: re.Pattern[str]
     preamble: re.Pattern[str]
@@ -148,8 +153,8 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
             return None
         return compile_(field, r"^(?:" + "|".join(items) + r")(?: |$)")
 
-    past, recovery, current, mention, clarify = (
-        compile_(key, data.get(key)) for key in ("past", "recovery", "current", "mention", "clarify")
+    past, recovery, current, mention, clarify, denial = (
+        compile_(key, data.get(key)) for key in ("past", "recovery", "current", "mention", "clarify", "denial")
     )
     mention_rules = data.get("mention_rules")
     if not isinstance(mention_rules, list) or not all(isinstance(x, str) for x in mention_rules):
@@ -170,11 +175,17 @@ def read_tables(path: Path) -> tuple[ContextTables | None, list[tuple[str, str]]
         if unknown:
             problems.append(("model_gate.states", f"not distress states: {', '.join(unknown)} "
                              f"(expected some of: {', '.join(STATES)})"))
+    recovery_threshold = data.get("recovery_model_threshold")
+    if not isinstance(recovery_threshold, (int, float)) or not 0 < recovery_threshold <= 1:
+        problems.append(("recovery_model_threshold", "must be a number in (0-1]"))
+        recovery_threshold = 1.0
     if (problems or past is None or recovery is None or current is None or mention is None or clarify is None
-            or yes is None or no is None or preamble is None or no_but is None or safe is None or unsafe is None):
+            or denial is None or yes is None or no is None or preamble is None or no_but is None or safe is None
+            or unsafe is None):
         return None, problems
-    return ContextTables(tuple(vague), past, recovery, current, mention, clarify, frozenset(mention_rules),
-                         gate_states, gate_threshold, yes, no, preamble, no_but, safe, unsafe), []
+    return ContextTables(tuple(vague), past, recovery, current, mention, clarify, denial, frozenset(mention_rules),
+                         gate_states, gate_threshold, float(recovery_threshold), yes, no, preamble, no_but, safe,
+                         unsafe), []
 
 
 @lru_cache(maxsize=4)
@@ -209,7 +220,8 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         reasons.append(f"vague:{vague}")
     tier = NONE
     current = ctx.current.search(canon) is not None
-    discounted = bool(ctx.past.search(canon) and ctx.recovery.search(canon)) and not current
+    recovery = bool(ctx.past.search(canon) and ctx.recovery.search(canon)) and not current
+    discounted = recovery
     if discounted:
         reasons.append("recovery:past risk, present recovery")
     elif (rules.is_crisis and not current and ctx.mention.search(canon)
@@ -236,12 +248,27 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         probability = prediction.of("risk")
         cues = prediction.cues
         needed = max(layer.threshold, ctx.gate_threshold) if state in ctx.gate_states else layer.threshold
-        if tier == NONE and probability >= needed and not discounted:
+        if tier == NONE and probability >= needed and not discounted and _denies(ctx, canon):
+            reasons.append("denial:says plainly there is no risk")
+        elif tier == NONE and probability >= needed and not discounted:
             tier = CHECK
             reasons.append(f"model:{probability:.2f}>={needed}")
+        elif tier == NONE and recovery and probability >= max(needed, ctx.recovery_threshold):
+            tier = CHECK  # the recovery reading may be wrong: ask
+            reasons.append(f"model:{probability:.2f}>={max(needed, ctx.recovery_threshold)} despite recovery")
         elif explain:
             reasons.append(f"model:{probability:.2f}")
     return RiskAssessment(tier, rules, probability, vague is not None, tuple(reasons), cues)
+
+
+def _denies(ctx: ContextTables, canon: str) -> bool:
+    """True when `canon` plainly denies risk ("im not going to hurt myself, just venting") and,
+    the denial set aside, says nothing current and hedges nothing ("not suicidal but...")."""
+    found = ctx.denial.search(canon)
+    if found is None:
+        return False
+    rest = ctx.denial.sub(" ", canon)
+    return ctx.current.search(rest) is None and ctx.no_but.search(canon, found.end()) is None
 
 
 def needs_context(assessment: RiskAssessment) -> bool:

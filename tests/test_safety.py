@@ -710,3 +710,76 @@ def test_sober_days_without_withdrawal_signs_are_not_a_medical_crisis(text: str)
     from bot import risk
 
     assert risk.assess(text, model=False).tier == risk.NONE
+
+
+@pytest.mark.parametrize("text", [
+    "no im not going to hurt myself, i just need to vent",
+    "lol no im not gonna kms, its a meme my friend sent",
+    "id never hurt myself, dont worry",
+])
+def test_a_plain_denial_gets_no_question_from_the_learned_layer(text: str) -> None:
+    from bot import risk
+
+    result = risk.assess(text)
+    assert result.tier == risk.NONE, result.reasons
+    assert "denial:says plainly there is no risk" in result.reasons
+
+
+@pytest.mark.parametrize("text", [
+    "im not going to hurt myself but i cant stop thinking about it",  # a hedge after the denial
+    "im not going to hurt myself tonight, i just want out",  # something current besides it
+])
+def test_a_denial_that_goes_on_is_still_read(text: str) -> None:
+    from bot import risk
+
+    assert risk.assess(text).tier != risk.NONE, risk.assess(text).reasons
+
+
+def test_a_denial_never_cancels_a_rule() -> None:
+    from bot import risk
+
+    assert risk.assess("not suicidal but i bought a rope").tier == risk.CRISIS
+
+
+@pytest.mark.parametrize("text", [
+    "2 years sober and i drank a whole handle",
+    "used after a year clean, did my usual amount",
+    "the anniversary of his death is tomorrow and i dont know if ill be safe",
+    "my wife passed in march and i dont see why im still here",
+])
+def test_a_relapse_or_ideation_told_with_a_milestone_is_not_recovery_talk(text: str) -> None:
+    from bot import risk
+
+    result = risk.assess(text)
+    assert not any(r.startswith("recovery:") for r in result.reasons), result.reasons
+    if "handle" not in text:  # no rule for how much is too much alcohol; the others are read
+        assert result.tier != risk.NONE, result.reasons
+
+
+@pytest.mark.parametrize("text", [
+    "the suicidal thoughts i had in the spring are gone, still sad sometimes but its different",
+    "was in a really dark place in march, suicidal and everything, but the new meds have helped so much",
+    "when i first started iop i wanted to die every day. now its rare and i know what to do",
+])
+def test_recovery_talk_placed_by_a_season_or_a_beginning_is_not_risk(text: str) -> None:
+    from bot import risk
+
+    assert risk.assess(text).tier == risk.NONE, risk.assess(text).reasons
+
+
+def test_a_sure_learned_layer_still_asks_when_the_recovery_reading_may_be_wrong(tmp_path: Path) -> None:
+    from bot import risk
+
+    text = "i have a stash of my old prescriptions, checked today, i know its enough now"
+    assert any(r.startswith("recovery:") for r in risk.assess(text).reasons)
+
+    def with_threshold(value: str) -> Path:
+        library = tmp_path / value
+        shutil.copytree(risk.LIBRARY, library)
+        tables = library / risk.CONTEXT_FILE
+        tables.write_text(tables.read_text(encoding="utf-8").replace(
+            "recovery_model_threshold: 0.9", f"recovery_model_threshold: {value}"), encoding="utf-8")
+        return library
+
+    assert risk.assess(text, library=with_threshold("0.01")).tier == risk.CHECK
+    assert risk.assess(text, library=with_threshold("1.0")).tier == risk.NONE
