@@ -783,3 +783,33 @@ def test_a_sure_learned_layer_still_asks_when_the_recovery_reading_may_be_wrong(
 
     assert risk.assess(text, library=with_threshold("0.01")).tier == risk.CHECK
     assert risk.assess(text, library=with_threshold("1.0")).tier == risk.NONE
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("searched the highest parking garages in town", "suicide.height_search"),
+    ("walked out to the train tracks after dinner and stood there a while", "suicide.drove_to_place"),
+    ("in case someone needs my passwords theyre in the blue notebook", "suicide.affairs"),
+    ("wrote out instructions for my cats and taped them to the door", "suicide.affairs"),
+    ("the voices keep saying to jump", "suicide.command_voice"),
+    ("my safety plan is not helping tonight", "suicide.plan_not_working"),
+    ("banged my head against the wall on purpose until it bled", "self_harm.on_purpose"),
+    ("chest pain for an hour and it doesnt feel like my anxiety", "medical.not_panic"),
+    ("one side of my face went numb and i cant talk right", "medical.numb_cant_walk"),
+    ("gonna run that guys truck off the road when he leaves", "harm_to_others.off_the_road"),
+])
+def test_preparation_commands_and_medical_signs_in_everyday_words(text: str, rule: str) -> None:
+    result = assess(text)
+    assert result.is_crisis and any(r.split("~")[0] == rule for r in result.reasons), (text, result.reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "googled the tallest buildings in the world for my kids project lol",
+    "drove to the bridge club with my aunt",
+    "left instructions for the dog walker on the counter",
+    "finally made a will now that the baby is here",
+    "hit my hand on the door by accident, ouch",
+    "my foot went numb from sitting on it lol",
+    "the movie where they run the car off the road was wild",
+])
+def test_everyday_lookalikes_of_those_rules_are_not_crisis(text: str) -> None:
+    assert not assess(text).is_crisis, (text, assess(text).reasons)
