@@ -491,3 +491,28 @@ def test_mistakes_in_the_lexicon_are_reported_by_file_and_field(
     problems = _broken_lexicon(tmp_path, change)
     assert [(p.file, p.field) for p in problems] == [("rules/lexicon.yaml", field)], problems
     assert message in problems[0].message
+
+
+def _coffee_model(path: Path, logit: float) -> Any:
+    """A one-word state model: "coffee" -> loneliness with this logit against none, threshold 0.4."""
+    from bot import learned
+
+    learned.write_model(path, {"classes": ["loneliness", "none"], "threshold": 0.4, "training_sha256": "x"},
+                        ["w:coffee"], [1.0], [logit, 0.0], [0.0, 0.0])
+    return learned.read_model(path)
+
+
+def test_one_weak_no_distress_word_does_not_hide_a_text_from_the_learned_layer(tmp_path: Path) -> None:
+    sure = Matcher(FakeLibrary(), model=_coffee_model(tmp_path / "sure.json.gz", 6.0))
+    result = sure.classify("they all go for coffee after group and nobody asks me")  # "group": weight 1.5
+    assert result.state == "loneliness" and "none:group" in result.evidence
+    # a clear no-distress cue or a neutral phrase is the lexicon's answer: the model is not asked
+    assert sure.classify("thanks, they all go for coffee after group").state == NONE
+    assert sure.classify("no worries, coffee after").state == NONE
+
+
+def test_past_a_weak_no_distress_word_the_learned_layer_must_be_surer(tmp_path: Path) -> None:
+    unsure = Matcher(FakeLibrary(), model=_coffee_model(tmp_path / "unsure.json.gz", 0.0))  # p = 0.5
+    assert unsure.classify("we went for coffee after work and i sat there").state == "loneliness"
+    result = unsure.classify("they all go for coffee after group and nobody asks me")
+    assert result.state == NONE and not any(e.startswith("model:") for e in result.evidence)
