@@ -211,7 +211,7 @@ WEAK_MODEL_PROBABILITY = 0.3
 # group") and negations ("not anxious") are the lexicon's answer. Chosen on the training texts
 # (held-out families) and the tuning sets.
 WEAK_NONE_SCORE = 2.0
-WEAK_NONE_PROBABILITY = 0.6
+WEAK_NONE_PROBABILITY = 0.5
 STATES_MODEL = Path("models") / "states.json.gz"
 
 

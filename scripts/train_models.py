@@ -229,7 +229,7 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[10.0], help="inverse regularisation (several: pick)")
     parser.add_argument("--max-false-alarms", type=float, default=0.09,
                         help="risk threshold: highest share of held-out hard negatives flagged by rules OR model")
-    parser.add_argument("--state-threshold", type=float, default=0.4,
+    parser.add_argument("--state-threshold", type=float, default=0.35,
                         help="states: least probability for the model to name a state")
     parser.add_argument("--state-encoder", choices=(E5, NGRAMS), default=E5)
     parser.add_argument("--only", choices=("risk", "states"))

@@ -494,11 +494,12 @@ def test_mistakes_in_the_lexicon_are_reported_by_file_and_field(
 
 
 def _coffee_model(path: Path, logit: float) -> Any:
-    """A one-word state model: "coffee" -> loneliness with this logit against none, threshold 0.4."""
+    """A one-word state model: "coffee" -> loneliness with this logit against anger and none (0 each),
+    threshold 0.4."""
     from bot import learned
 
-    learned.write_model(path, {"classes": ["loneliness", "none"], "threshold": 0.4, "training_sha256": "x"},
-                        ["w:coffee"], [1.0], [logit, 0.0], [0.0, 0.0])
+    learned.write_model(path, {"classes": ["loneliness", "anger", "none"], "threshold": 0.4,
+                               "training_sha256": "x"}, ["w:coffee"], [1.0], [logit, 0.0, 0.0], [0.0, 0.0, 0.0])
     return learned.read_model(path)
 
 
@@ -512,7 +513,7 @@ def test_one_weak_no_distress_word_does_not_hide_a_text_from_the_learned_layer(t
 
 
 def test_past_a_weak_no_distress_word_the_learned_layer_must_be_surer(tmp_path: Path) -> None:
-    unsure = Matcher(FakeLibrary(), model=_coffee_model(tmp_path / "unsure.json.gz", 0.0))  # p = 0.5
+    unsure = Matcher(FakeLibrary(), model=_coffee_model(tmp_path / "unsure.json.gz", 0.5))  # p = 0.45
     assert unsure.classify("we went for coffee after work and i sat there").state == "loneliness"
     result = unsure.classify("they all go for coffee after group and nobody asks me")
     assert result.state == NONE and not any(e.startswith("model:") for e in result.evidence)

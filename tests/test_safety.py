@@ -717,12 +717,34 @@ def test_sober_days_without_withdrawal_signs_are_not_a_medical_crisis(text: str)
     "lol no im not gonna kms, its a meme my friend sent",
     "id never hurt myself, dont worry",
 ])
-def test_a_plain_denial_gets_no_question_from_the_learned_layer(text: str) -> None:
+def test_a_plain_denial_gets_no_question_from_the_learned_layer(text: str, eager_model_library: Path) -> None:
     from bot import risk
 
-    result = risk.assess(text)
+    assert risk.assess(text).tier == risk.NONE
+    # Even a learned layer that would ask about anything does not ask about a denial.
+    result = risk.assess(text, library=eager_model_library)
     assert result.tier == risk.NONE, result.reasons
     assert "denial:says plainly there is no risk" in result.reasons
+    assert risk.assess("i just need to vent tonight", library=eager_model_library).tier == risk.CHECK
+
+
+@pytest.fixture(scope="module")
+def eager_model_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the library whose risk model asks at any probability (threshold 0.0001)."""
+    import gzip
+    import json
+
+    from bot import risk
+
+    library = tmp_path_factory.mktemp("eager") / "lib"
+    shutil.copytree(risk.LIBRARY, library)
+    path = library / risk.RISK_MODEL_FILE
+    with gzip.open(path, "rb") as raw:
+        document = json.loads(raw.read())
+    document["meta"]["threshold"] = 0.0001
+    with gzip.open(path, "wb") as raw:
+        raw.write(json.dumps(document).encode("utf-8"))
+    return library
 
 
 @pytest.mark.parametrize("text", [
