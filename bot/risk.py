@@ -248,14 +248,14 @@ def assess(text: str, *, state: str | None = None, explain: bool = False, model:
         probability = prediction.of("risk")
         cues = prediction.cues
         needed = max(layer.threshold, ctx.gate_threshold) if state in ctx.gate_states else layer.threshold
-        if tier == NONE and probability >= needed and not discounted and _denies(ctx, canon):
+        if recovery:  # the recovery reading may be wrong: a very sure model still asks
+            needed = max(needed, ctx.recovery_threshold)
+        lifts = tier == NONE and probability >= needed and (recovery or not discounted)
+        if lifts and _denies(ctx, canon):
             reasons.append("denial:says plainly there is no risk")
-        elif tier == NONE and probability >= needed and not discounted:
+        elif lifts:
             tier = CHECK
-            reasons.append(f"model:{probability:.2f}>={needed}")
-        elif tier == NONE and recovery and probability >= max(needed, ctx.recovery_threshold):
-            tier = CHECK  # the recovery reading may be wrong: ask
-            reasons.append(f"model:{probability:.2f}>={max(needed, ctx.recovery_threshold)} despite recovery")
+            reasons.append(f"model:{probability:.2f}>={needed}" + (" despite recovery" if recovery else ""))
         elif explain:
             reasons.append(f"model:{probability:.2f}")
     return RiskAssessment(tier, rules, probability, vague is not None, tuple(reasons), cues)

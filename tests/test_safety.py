@@ -835,3 +835,17 @@ def test_preparation_commands_and_medical_signs_in_everyday_words(text: str, rul
 ])
 def test_everyday_lookalikes_of_those_rules_are_not_crisis(text: str) -> None:
     assert not assess(text).is_crisis, (text, assess(text).reasons)
+
+
+def test_a_denial_also_holds_against_a_sure_model_on_recovery_talk(eager_model_library: Path, tmp_path: Path) -> None:
+    from bot import risk
+
+    library = tmp_path / "lib"
+    shutil.copytree(eager_model_library, library)
+    tables = library / risk.CONTEXT_FILE
+    tables.write_text(tables.read_text(encoding="utf-8").replace(
+        "recovery_model_threshold: 0.9", "recovery_model_threshold: 0.0001"), encoding="utf-8")
+    asked = risk.assess("i used to cut, two years free of it now, proud of that", library=library)
+    assert asked.tier == risk.CHECK and any(r.endswith("despite recovery") for r in asked.reasons), asked.reasons
+    denied = risk.assess("i used to cut, havent hurt myself in years, proud of that", library=library)
+    assert denied.tier == risk.NONE and "denial:says plainly there is no risk" in denied.reasons, denied.reasons
